@@ -1,0 +1,41 @@
+# Two commands are the contract (README): `make demo` and `make test`. Both set up .venv first if needed.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEPS_STAMP := $(VENV)/.deps-installed
+INSTALL_STAMP := $(VENV)/.project-installed
+SOURCES := $(shell find actiseg_ros training launch config models resource -type f \
+             -not -path '*/__pycache__/*' 2>/dev/null) setup.py setup.cfg package.xml
+
+# The project is installed (not editable) so that share/ files and the ament index marker are where a ROS
+# install puts them; AMENT_PREFIX_PATH makes get_package_share_directory() find them.
+export AMENT_PREFIX_PATH := $(abspath $(VENV))$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH))
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup test demo bench clean
+
+setup: $(INSTALL_STAMP)
+
+$(DEPS_STAMP): requirements.txt requirements-nodeps.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
+	touch $@
+
+$(INSTALL_STAMP): $(DEPS_STAMP) $(SOURCES)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+	rm -rf build
+	touch $@
+
+test: setup
+	$(BIN)/pytest -ra
+
+demo: setup
+	$(BIN)/actiseg demo --json docs/demo/report.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info

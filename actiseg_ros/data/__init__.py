@@ -1,0 +1,1 @@
+"""ActionVOS-format data: I/O, synthetic generator, ActiSeg-NL noise."""

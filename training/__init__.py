@@ -1,0 +1,1 @@
+"""Offline training of the actiseg model (torch). Installed as actiseg_ros.training."""
