@@ -1,0 +1,1 @@
+"""Runtime inference: pre/post-processing and engines (ONNX Runtime, TensorRT). No torch."""

@@ -1,0 +1,72 @@
+"""Image pre-processing shared by training and runtime, so both see exactly the same pixels.
+
+Frames are letterboxed (aspect kept, zero padding bottom/right) into the model's input size. Padding only
+at the bottom/right keeps the mapping back to camera pixels a pure scale: model pixel (x, y) is camera
+pixel (x / scale, y / scale), so masks come back with no shift.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# EfficientNet-Lite was trained on (x - 127) / 128 (TF-Lite convention), not ImageNet mean/std.
+PIXEL_MEAN = 127.0
+PIXEL_SCALE = 128.0
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    scale: float  # model pixels per camera pixel
+    src_hw: tuple  # (H, W) of the camera image
+    dst_hw: tuple  # (H, W) of the model input
+    content_hw: tuple  # (H, W) of the resized image inside the model input (the rest is padding)
+
+
+def letterbox_geometry(src_hw, dst_hw) -> Letterbox:
+    src_h, src_w = int(src_hw[0]), int(src_hw[1])
+    dst_h, dst_w = int(dst_hw[0]), int(dst_hw[1])
+    if min(src_h, src_w, dst_h, dst_w) <= 0:
+        raise ValueError("image sizes must be positive, got src %s dst %s" % ((src_h, src_w), (dst_h, dst_w)))
+    scale = min(dst_h / src_h, dst_w / src_w)
+    content = (max(1, min(dst_h, round(src_h * scale))), max(1, min(dst_w, round(src_w * scale))))
+    return Letterbox(scale=scale, src_hw=(src_h, src_w), dst_hw=(dst_h, dst_w), content_hw=content)
+
+
+def letterbox_image(rgb: np.ndarray, dst_hw, interpolation=cv2.INTER_AREA):
+    """(H, W, 3) uint8 RGB -> ((dst_h, dst_w, 3) uint8, Letterbox)."""
+    box = letterbox_geometry(rgb.shape[:2], dst_hw)
+    out = np.zeros((box.dst_hw[0], box.dst_hw[1]) + rgb.shape[2:], dtype=rgb.dtype)
+    resized = cv2.resize(rgb, (box.content_hw[1], box.content_hw[0]), interpolation=interpolation)
+    out[: box.content_hw[0], : box.content_hw[1]] = resized.reshape(out[: box.content_hw[0], : box.content_hw[1]].shape)
+    return out, box
+
+
+def letterbox_labels(labels: np.ndarray, dst_hw):
+    """Label or weight image (H, W) uint8 -> letterboxed with nearest-neighbour (ids must not blend)."""
+    return letterbox_image(labels, dst_hw, interpolation=cv2.INTER_NEAREST)[0]
+
+
+def normalize(rgb_batch: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) uint8 RGB -> (..., 3, H, W) float32 model input."""
+    x = (rgb_batch.astype(np.float32) - PIXEL_MEAN) / PIXEL_SCALE
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+
+def logits_to_camera(logits: np.ndarray, box: Letterbox) -> np.ndarray:
+    """(K, h, w) mask logits at model-output resolution -> (K, H, W) float32 at camera resolution.
+
+    The output grid covers the whole model input (content + padding); crop the content first, in output
+    pixels, then resize to the camera size so that no padding is stretched into the mask.
+    """
+    k, out_h, out_w = logits.shape
+    stride_y, stride_x = box.dst_hw[0] / out_h, box.dst_hw[1] / out_w
+    crop_h = max(1, int(round(box.content_hw[0] / stride_y)))
+    crop_w = max(1, int(round(box.content_hw[1] / stride_x)))
+    src_h, src_w = box.src_hw
+    out = np.empty((k, src_h, src_w), np.float32)
+    for i in range(k):
+        out[i] = cv2.resize(np.ascontiguousarray(logits[i, :crop_h, :crop_w], dtype=np.float32), (src_w, src_h),
+                            interpolation=cv2.INTER_LINEAR)
+    return out

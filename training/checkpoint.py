@@ -1,0 +1,77 @@
+"""Checkpoints: written atomically (temp file + rename), so a kill mid-write never corrupts the last one.
+
+The frozen text encoder's weights are not stored (they come from the installed weight package); when the
+text encoder is fine-tuned they are.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+LATEST = "latest.pt"
+
+
+def latest_path(out_dir) -> Path:
+    return Path(out_dir) / LATEST
+
+
+def _atomic_save(obj, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def model_state(model) -> dict:
+    """ActiSegModel state without the frozen text encoder."""
+    keep_text = model.config.text_trainable
+    return {k: v for k, v in model.state_dict().items() if keep_text or not k.startswith("text_encoder.")}
+
+
+def load_model_state(model, state: dict) -> None:
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("text_encoder.")]
+    if missing or unexpected:
+        raise ValueError("checkpoint does not match the model: missing %s, unexpected %s" % (missing[:5], unexpected[:5]))
+
+
+def save_training_state(path, model, optimizer, scheduler, step: int, config: dict) -> None:
+    _atomic_save({"model": model_state(model), "optimizer": optimizer.state_dict(),
+                  "scheduler": scheduler.state_dict(), "step": step, "config": config,
+                  "torch_rng": torch.get_rng_state()}, path)
+
+
+def load_training_state(path, model, optimizer, scheduler) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    load_model_state(model, state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    return state
+
+
+def save_weights(path, model, config: dict, info: dict) -> None:
+    """The inference artefact: weights, the config that built them and how they were trained."""
+    _atomic_save({"model": model_state(model), "config": config, "info": info}, path)
+
+
+def load_weights(path):
+    """-> (ActiSegModel in eval mode, config dict, info dict)."""
+    from .config import from_dict
+    from .modeling.actiseg_model import ActiSegModel
+
+    if not Path(path).is_file():
+        raise FileNotFoundError("checkpoint not found: %s" % path)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError("%s is not an actiseg checkpoint (no 'model'/'config' entries)" % path)
+    config = from_dict(state["config"])
+    config.model.pretrained = False  # the weights come from the checkpoint
+    model = ActiSegModel(config.model)
+    load_model_state(model, state["model"])
+    return model.eval(), config, state.get("info", {})

@@ -1,0 +1,120 @@
+"""Training data: ActionVOS segments -> letterboxed clips with per-prompt targets and action-guided weights.
+
+Every random choice of a sample (which frames, photometric jitter) comes from a generator seeded by
+(seed, epoch, index), so a resumed run sees exactly the batches an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from actiseg_ros.data import actionvos
+from actiseg_ros.inference.preprocess import letterbox_image, letterbox_labels, normalize
+
+from .losses import remap_action_weights
+
+@dataclass
+class ClipSample:
+    """One training clip. T frames, K objects of the segment, L tokens.
+
+    images    (T, 3, H, W) float32 normalised, letterboxed
+    targets   (T, K, H, W) float32 {0,1}
+    weights   (T, K, H, W) float32 {1,2,5}
+    positive  (K,) float32 clip-level positive flags
+    prompts   K prompt strings (ActionVOS form)
+    index     position of the segment in the split (keys per-clip state such as ELR targets)
+    """
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    weights: torch.Tensor
+    positive: torch.Tensor
+    prompts: list
+    index: int
+
+
+def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Brightness/contrast/colour jitter; geometry untouched (left/right hands must stay left/right)."""
+    if strength <= 0:
+        return rgb
+    contrast = 1.0 + rng.uniform(-strength, strength)
+    brightness = rng.uniform(-strength, strength) * 64.0
+    colour = 1.0 + rng.uniform(-strength / 2, strength / 2, size=3)
+    out = (rgb.astype(np.float32) - 127.0) * contrast + 127.0 + brightness
+    return np.clip(out * colour, 0, 255).astype(np.uint8)
+
+
+class SegmentClips(torch.utils.data.Dataset):
+    def __init__(self, root, split: str, input_hw, frames_per_clip: int = 5, jitter: float = 0.0,
+                 seed: int = 0, skip_bad: bool = False):
+        data = actionvos.read_split(root, split, skip_bad=skip_bad)
+        if not data.segments:
+            raise actionvos.DatasetError("%s: split %s has no usable segments" % (root, split))
+        self.root, self.split, self.segments, self.skipped = root, split, data.segments, data.skipped
+        self.input_hw, self.frames_per_clip, self.jitter, self.seed = tuple(input_hw), frames_per_clip, jitter, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def prompts(self) -> list:
+        return sorted({seg.prompt(k) for seg in self.segments for k in seg.objects})
+
+    def __getitem__(self, index: int) -> ClipSample:
+        segment = self.segments[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        frames = list(segment.sparse_frames)
+        if self.frames_per_clip < len(frames):
+            picked = np.sort(rng.choice(len(frames), self.frames_per_clip, replace=False))
+            frames = [frames[i] for i in picked]
+        object_ids = sorted(segment.objects)
+        images, targets, weights = [], [], []
+        for frame in frames:
+            rgb = actionvos.read_image(actionvos.image_path(self.root, self.split, segment.name, frame))
+            labels = actionvos.read_label_png(actionvos.annotation_path(self.root, self.split, segment.name, frame))
+            weight_file = actionvos.weight_path(self.root, self.split, segment.name, frame)
+            # Without a weight map every pixel weighs 1 (plain focal loss), as for data with no hand boxes.
+            raw = actionvos.read_label_png(weight_file) if weight_file.is_file() else np.ones_like(labels)
+            rgb, _ = letterbox_image(photometric_jitter(rgb, rng, self.jitter), self.input_hw)
+            labels = letterbox_labels(labels, self.input_hw)
+            raw = letterbox_labels(raw, self.input_hw)
+            raw[raw == 0] = 1  # letterbox padding is plain background
+            per_object = [remap_action_weights(raw, labels == k, bool(segment.objects[k].positive)) for k in object_ids]
+            images.append(normalize(rgb))
+            targets.append(np.stack([t for t, _ in per_object]))
+            weights.append(np.stack([w for _, w in per_object]))
+        positive = np.array([segment.objects[k].positive for k in object_ids], np.float32)
+        return ClipSample(images=torch.from_numpy(np.stack(images)), targets=torch.from_numpy(np.stack(targets)),
+                          weights=torch.from_numpy(np.stack(weights)), positive=torch.from_numpy(positive),
+                          prompts=[segment.prompt(k) for k in object_ids], index=index)
+
+
+def collate_clips(samples: list) -> dict:
+    """Pad K to the batch maximum. Shapes: images (B, T, 3, H, W); targets/weights (B, T, Kmax, H, W);
+    positive (B, Kmax); valid (B, Kmax) bool; prompts: B lists; index (B,)."""
+    k_max = max(s.targets.shape[1] for s in samples)
+    b, (t, _, h, w) = len(samples), samples[0].images.shape
+    targets = torch.zeros(b, t, k_max, h, w)
+    weights = torch.ones(b, t, k_max, h, w)
+    positive = torch.zeros(b, k_max)
+    valid = torch.zeros(b, k_max, dtype=torch.bool)
+    for i, s in enumerate(samples):
+        k = s.targets.shape[1]
+        targets[i, :, :k], weights[i, :, :k], positive[i, :k], valid[i, :k] = s.targets, s.weights, s.positive, True
+    return {"images": torch.stack([s.images for s in samples]), "targets": targets, "weights": weights,
+            "positive": positive, "valid": valid, "prompts": [s.prompts for s in samples],
+            "index": torch.tensor([s.index for s in samples])}
+
+
+def epoch_order(num_samples: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list:
+    """This rank's sample order for one epoch: a permutation keyed by (seed, epoch), dealt round-robin
+    to ranks and padded by wrapping so every rank runs the same number of steps (DDP needs that)."""
+    order = np.random.default_rng([seed, epoch, 7919]).permutation(num_samples).tolist()
+    per_rank = -(-num_samples // world)
+    order = (order * 2)[: per_rank * world]
+    return order[rank::world]
