@@ -20,6 +20,10 @@ def register(name: str, module: str, help_text: str, extra: str | None = None) -
 register("synth", "actiseg_ros.data.synth_cli", "generate a synthetic ActionVOS-layout data set")
 register("corrupt", "actiseg_ros.data.noise_cli", "inject ActiSeg-NL label noise into a training split")
 register("eval", "actiseg_ros.evaluation.eval_cli", "score palette-PNG predictions with the six ActionVOS metrics")
+register("train", "actiseg_ros.training.train_cli", "train a model from a YAML recipe (torch)", extra="train")
+register("infer", "actiseg_ros.training.infer", "write palette-PNG predictions of a trained model (torch)", extra="train")
+register("export", "actiseg_ros.training.export", "export a checkpoint to ONNX graphs + model card, with parity check (torch)",
+         extra="train")
 
 
 def _load(name: str):

@@ -1,0 +1,59 @@
+"""`actiseg train --config CONFIG --out DIR [--resume] [--set key=value ...]`; also works under torchrun:
+`torchrun --nproc_per_node N -m actiseg_ros.training.train_cli --config ... --out ...`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from .config import configs_dir, load_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True,
+                        help="YAML recipe (a path, or a name from %s such as 'default' or 'tiny')" % configs_dir())
+    parser.add_argument("--out", required=True, help="run folder: checkpoints, train_log.csv, model.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/latest.pt if it exists")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set data_root=data/x --set model.aux_heads=0")
+
+
+def resolve_config_path(name: str):
+    from pathlib import Path
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = configs_dir() / (name if name.endswith(".yaml") else name + ".yaml")
+    if shipped.is_file():
+        return shipped
+    raise SystemExit("config %s not found (shipped configs: %s)" % (name, sorted(p.stem for p in configs_dir().glob("*.yaml"))))
+
+
+def parse_overrides(pairs: list) -> dict:
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit("--set expects KEY=VALUE, got %r" % pair)
+        key, value = pair.split("=", 1)
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def main(args) -> int:
+    from .train import train
+
+    try:
+        config = load_config(resolve_config_path(args.config), parse_overrides(args.set))
+    except ValueError as err:
+        raise SystemExit("invalid config: %s" % err) from None
+    final = train(config, args.out, resume=args.resume)
+    print("weights: %s" % final)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="actiseg train")
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))
