@@ -1,0 +1,216 @@
+"""PMHM, the Parallel Mask Head Mechanism against mask-boundary noise (spec section 6): regions and loss.
+
+The auxiliary mask heads themselves live in the model; this module holds what the loss and the training
+step need: the reliable / uncertain pixel regions, the robust mask loss that replaces the weighted focal
+mask loss, the annealing of the Tversky alpha, the feature perturbation the auxiliary heads see, and the
+per-step random freezing of auxiliary heads. Tensor conventions are those of `losses.py`.
+
+Differences from the public reference (documented, deliberate):
+- The Tversky alpha is annealed from 0.7 to 0.5 by `progress`, which the training loop must pass every
+  step; the reference never calls its annealing, so its alpha stays 0.7.
+- The focal loss on S keeps the action-guided weights (weight * S); the reference replaced them by S.
+- The dice loss on S zeroes probabilities outside S; the reference zeroed logits, which turns every pixel
+  outside S into probability 0.5 inside the dice sums.
+- Quantiles, like every per-sample quantity here, are per (frame, prompt) row; the reference pooled a clip.
+"""
+from __future__ import annotations
+
+import torch
+
+from .losses import (
+    MASK_DICE_WEIGHT,
+    MASK_FOCAL_WEIGHT,
+    check_mask_shapes,
+    dice_loss,
+    sobel_magnitude,
+    symmetric_bernoulli_kl,
+    tversky_loss,
+    weighted_sigmoid_focal,
+)
+
+MARGIN_LOW_QUANTILE = 0.20  # tau_m: below it a pixel is uncertain
+EDGE_HIGH_QUANTILE = 0.85  # tau_e: above it a pixel is uncertain
+MARGIN_HIGH_QUANTILE = 0.60  # tau_h: at or above it (and heads agreeing) a pixel is reliable
+TVERSKY_ALPHA_START = 0.7
+TVERSKY_ALPHA_END = 0.5
+TVERSKY_BETA = 0.5
+TVERSKY_WEIGHT = 0.3
+HEAD_CONSISTENCY_WEIGHT = 0.1
+LAYER_CONSISTENCY_WEIGHT = 0.1
+AUX_FEATURE_DROP = 0.2
+AUX_NOISE_STD_RATIO = 0.2
+AUX_FREEZE_PROBABILITY = 0.2
+
+
+def per_sample_quantile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """q-quantile of each row of (N, ...) values over all its other elements -> (N,).
+
+    Linear interpolation between order statistics, as torch.quantile's default; written with a sort
+    because torch.quantile refuses inputs of more than 2^24 elements (a large batch at full resolution).
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile must lie in [0, 1], got {q}")
+    flat = values.flatten(1)
+    if flat.shape[1] == 0:
+        raise ValueError("cannot take a quantile of rows with no elements")
+    ordered, _ = torch.sort(flat, dim=1)
+    position = q * (flat.shape[1] - 1)
+    low = int(position)
+    high = min(low + 1, flat.shape[1] - 1)
+    fraction = position - low
+    return ordered[:, low] + (ordered[:, high] - ordered[:, low]) * fraction
+
+
+@torch.no_grad()
+def pmhm_regions(main_logits: torch.Tensor, aux_logits_list=()):
+    """Reliable region S and uncertain region U of each row (spec section 6), without gradient.
+
+    Args:
+        main_logits: (N, H, W) logits of the main head.
+        aux_logits_list: sequence of (N, H, W) logits of the auxiliary heads (0, 1 or 2 of them).
+
+    Returns:
+        (reliable, uncertain), both (N, H, W) bool. With p = sigmoid(main), margin M = |p - 0.5| and
+        E = sobel_magnitude(p), per row: tau_m = Q0.20(M), tau_e = Q0.85(E), tau_h = Q0.60(M);
+        U = (M < tau_m) | (E > tau_e); S = (main and every auxiliary head vote the same label, p > 0.5)
+        & (M >= tau_h). Without auxiliary heads the vote always agrees and S = (M >= tau_h).
+        S and U can overlap (an edge pixel with a high margin).
+    """
+    check_mask_shapes(main_logits, *aux_logits_list)
+    prob = torch.sigmoid(main_logits.float())
+    margin = (prob - 0.5).abs()
+    edge = sobel_magnitude(prob)
+    tau_m = per_sample_quantile(margin, MARGIN_LOW_QUANTILE).view(-1, 1, 1)
+    tau_e = per_sample_quantile(edge, EDGE_HIGH_QUANTILE).view(-1, 1, 1)
+    tau_h = per_sample_quantile(margin, MARGIN_HIGH_QUANTILE).view(-1, 1, 1)
+    uncertain = (margin < tau_m) | (edge > tau_e)
+    main_vote = main_logits > 0  # sigmoid(x) > 0.5  <=>  x > 0
+    agree = torch.ones_like(main_vote)
+    for aux_logits in aux_logits_list:
+        agree &= (aux_logits > 0) == main_vote
+    reliable = agree & (margin >= tau_h)
+    return reliable, uncertain
+
+
+def tversky_alpha(progress: float, start: float = TVERSKY_ALPHA_START, end: float = TVERSKY_ALPHA_END) -> float:
+    """Tversky alpha annealed linearly from `start` (progress 0) to `end` (progress 1).
+
+    `progress` is the fraction of training done, in [0, 1], e.g. (epoch + step / steps_per_epoch) / epochs
+    with a 0-based epoch; the training loop must pass it at every step.
+    """
+    progress = float(progress)
+    if not 0.0 <= progress <= 1.0:
+        raise ValueError(f"training progress must lie in [0, 1], got {progress}")
+    return start + (end - start) * progress
+
+
+def pmhm_mask_loss(main_logits, aux_logits_list, target, weight, progress: float,
+                   intermediate_logits_list=None, valid=None):
+    """PMHM mask loss (replaces the weighted focal mask loss and the dice loss of the base recipe).
+
+    Args:
+        main_logits: (N, H, W) final-layer logits of the main head.
+        aux_logits_list: sequence of (N, H, W) logits of the auxiliary heads on the final decoder layer
+            (empty allowed). They are trained only through the head-consistency term.
+        target: (N, H, W) in {0, 1}; weight: (N, H, W) action-guided weights or None (all ones).
+        progress: fraction of training done in [0, 1] (drives `tversky_alpha`).
+        intermediate_logits_list: optional sequence of (N, H, W) main-head logits of earlier decoder layers.
+        valid: optional (N,) bool.
+
+    Returns:
+        (total, parts). total = 2 focal_S + 5 dice_S + 0.3 tversky_U + 0.1 head + 0.1 layer, where
+        - focal_S: `weighted_sigmoid_focal` with per-pixel weight `weight * S` (mean over all pixels, so
+          its scale matches the base loss),
+        - dice_S: `dice_loss` restricted to S,
+        - tversky_U: `tversky_loss` on U with alpha = tversky_alpha(progress), beta 0.5,
+        - head: mean over auxiliary heads of the symmetric Bernoulli KL between main and auxiliary
+          probabilities, pooled over the U pixels (as in the reference: the heads should agree where the
+          main head is unsure; elsewhere S already requires agreement),
+        - layer: the same between the final and each intermediate layer's probabilities, pooled over U.
+        parts holds these five unweighted values detached, plus "tversky_alpha", "reliable_fraction" and
+        "uncertain_fraction" (over valid rows), all 0-d tensors.
+    """
+    aux_logits_list = list(aux_logits_list)
+    intermediate_logits_list = list(intermediate_logits_list or [])
+    check_mask_shapes(main_logits, target, weight, *aux_logits_list, *intermediate_logits_list, valid=valid)
+    reliable, uncertain = pmhm_regions(main_logits, aux_logits_list)
+    alpha = tversky_alpha(progress)
+    prob = torch.sigmoid(main_logits)
+
+    reliable_weight = reliable.to(main_logits.dtype)
+    if weight is not None:
+        reliable_weight = reliable_weight * weight
+    focal = weighted_sigmoid_focal(main_logits, target, reliable_weight, valid)
+    dice = dice_loss(main_logits, target, valid, region=reliable)
+    tversky = tversky_loss(prob, target, uncertain, alpha=alpha, beta=TVERSKY_BETA, valid=valid)
+    head = _mean_consistency(prob, aux_logits_list, uncertain, valid)
+    layer = _mean_consistency(prob, intermediate_logits_list, uncertain, valid)
+
+    total = (MASK_FOCAL_WEIGHT * focal + MASK_DICE_WEIGHT * dice + TVERSKY_WEIGHT * tversky
+             + HEAD_CONSISTENCY_WEIGHT * head + LAYER_CONSISTENCY_WEIGHT * layer)
+    rows = torch.ones(main_logits.shape[0], dtype=torch.bool, device=main_logits.device) if valid is None else valid
+    parts = {
+        "focal": focal.detach(),
+        "dice": dice.detach(),
+        "tversky": tversky.detach(),
+        "head_consistency": head.detach(),
+        "layer_consistency": layer.detach(),
+        "tversky_alpha": torch.tensor(alpha),
+        "reliable_fraction": _fraction(reliable, rows),
+        "uncertain_fraction": _fraction(uncertain, rows),
+    }
+    return total, parts
+
+
+def _mean_consistency(prob, other_logits_list, region, valid) -> torch.Tensor:
+    if not other_logits_list:
+        return prob.sum() * 0.0  # keeps the graph so that total.backward() works with no other head
+    terms = [symmetric_bernoulli_kl(prob, torch.sigmoid(other), region, valid) for other in other_logits_list]
+    return torch.stack(terms).mean()
+
+
+def _fraction(region: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    selected = region[rows.to(region.device)]
+    return selected.float().mean() if selected.numel() else torch.tensor(0.0)
+
+
+def perturb_mask_features(features: torch.Tensor, p_drop: float = AUX_FEATURE_DROP,
+                          noise_std_ratio: float = AUX_NOISE_STD_RATIO, generator: torch.Generator | None = None):
+    """Perturbed copy of mask features for the auxiliary heads: channel dropout, then Gaussian noise.
+
+    Args:
+        features: (N, C, H, W) mask features (one row per frame; any leading layout flattened to N rows).
+        p_drop: probability of zeroing each (row, channel) map; survivors are scaled by 1 / (1 - p_drop)
+            (inverted dropout, as nn.Dropout2d).
+        noise_std_ratio: the noise std of a row is this ratio times the std of that row's dropped-out
+            features over (C, H, W), detached (the noise scale carries no gradient).
+        generator: torch.Generator for reproducibility (on the features' device), or None.
+
+    Returns (N, C, H, W); gradients flow to `features` through the kept channels.
+    """
+    if features.dim() != 4:
+        raise ValueError(f"mask features must be (N, C, H, W), got shape {tuple(features.shape)}")
+    if not 0.0 <= p_drop < 1.0:
+        raise ValueError(f"p_drop must lie in [0, 1), got {p_drop}")
+    if noise_std_ratio < 0:
+        raise ValueError(f"noise_std_ratio must be >= 0, got {noise_std_ratio}")
+    n, c = features.shape[:2]
+    keep = torch.rand((n, c, 1, 1), generator=generator, device=features.device) >= p_drop
+    dropped = features * keep.to(features.dtype) / (1.0 - p_drop)
+    row_std = dropped.detach().flatten(1).std(dim=1, correction=0).view(n, 1, 1, 1)
+    noise = torch.randn(features.shape, generator=generator, device=features.device, dtype=features.dtype)
+    return dropped + noise * (noise_std_ratio * row_std)
+
+
+def aux_head_frozen_mask(num_heads: int, p: float = AUX_FREEZE_PROBABILITY,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """(num_heads,) bool: which auxiliary heads are frozen (no parameter update) this step.
+
+    Each head is frozen independently with probability p. The training step applies it, e.g. by
+    setting requires_grad False on a frozen head's parameters for that step.
+    """
+    if num_heads < 0:
+        raise ValueError(f"num_heads must be >= 0, got {num_heads}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"freeze probability must lie in [0, 1], got {p}")
+    return torch.rand(num_heads, generator=generator) < p
