@@ -7,29 +7,37 @@ from torch.nn import functional as F
 from . import losses
 
 
-def upsample(logits: torch.Tensor, size) -> torch.Tensor:
-    """(N, h, w) stride-4 logits -> (N, H, W) at the target resolution."""
-    return F.interpolate(logits.unsqueeze(1), size=size, mode="bilinear", align_corners=False)[:, 0]
+def downsample(values: torch.Tensor, size) -> torch.Tensor:
+    """(N, H, W) targets or weights at input resolution -> (N, h, w) at the logits' stride-4 grid.
+
+    Area averaging keeps thin objects as soft targets instead of dropping them; computing the loss on
+    the logits' own grid is 16x cheaper than upsampling every prompt's logits to the input size, which
+    dominated the CPU step time.
+    """
+    if tuple(values.shape[-2:]) == tuple(size):
+        return values
+    return F.adaptive_avg_pool2d(values.unsqueeze(1), size)[:, 0]
 
 
 def flatten_batch(outputs: dict, batch: dict) -> dict:
     """Model outputs over (B*T frames, K prompts) and batch targets -> rows of valid (frame, prompt) pairs.
 
-    Returns logits (N, H, W), target (N, H, W), weight (N, H, W), plus the per-layer / auxiliary logits
-    in the same rows, N = number of valid (frame, prompt) pairs.
+    Returns logits (N, h, w), target (N, h, w), weight (N, h, w) on the stride-4 grid, plus the
+    per-layer / auxiliary logits in the same rows, N = number of valid (frame, prompt) pairs.
     """
     b, t, k, h, w = batch["targets"].shape
     valid = batch["valid"].unsqueeze(1).expand(b, t, k).reshape(-1)
+    grid = tuple(outputs["mask_logits"].shape[-2:])
 
-    def rows(logits):  # (B*T, K, h4, w4) or (B*T*K, h4, w4) -> (N, H, W)
-        return upsample(logits.reshape(b * t * k, *logits.shape[-2:])[valid], (h, w))
+    def rows(logits):  # (B*T, K, h4, w4) or (B*T*K, h4, w4) -> (N, h4, w4)
+        return logits.reshape(b * t * k, *logits.shape[-2:])[valid]
 
     return {
         "logits": rows(outputs["mask_logits"]),
         "layers": [rows(x) for x in outputs.get("layer_mask_logits", [])],
         "aux": [rows(x) for x in outputs.get("aux_mask_logits", [])],
-        "target": batch["targets"].reshape(b * t * k, h, w)[valid],
-        "weight": batch["weights"].reshape(b * t * k, h, w)[valid],
+        "target": downsample(batch["targets"].reshape(b * t * k, h, w)[valid], grid),
+        "weight": downsample(batch["weights"].reshape(b * t * k, h, w)[valid], grid),
     }
 
 
