@@ -51,7 +51,7 @@ setup(
     + _share_tree("launch")
     + _share_tree("config")
     + _share_tree("models"),
-    install_requires=["numpy", "opencv-python-headless", "onnxruntime", "pyyaml", "pillow", "tqdm"],
+    install_requires=["numpy", "opencv-python-headless", "onnxruntime", "tokenizers", "pyyaml", "pillow", "tqdm"],
     extras_require={
         # `colcon test` runs pytest only when the test extra names it.
         "test": ["pytest"],

@@ -17,8 +17,10 @@ ROSDEP_KEYS = {
     "diagnostic_msgs": "diagnostic_msgs", "lifecycle_msgs": "lifecycle_msgs", "cv_bridge": "cv_bridge",
     "launch": "launch", "launch_ros": "launch_ros", "ament_index_python": "ament_index_python",
     "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "PIL": "python3-pil",
-    "tqdm": "python3-tqdm", "onnxruntime": "python3-onnxruntime-pip",
+    "tqdm": "python3-tqdm",
 }
+# No rosdep key exists for these: they must be listed in requirements-runtime.txt (installed with pip).
+PIP_ONLY = {"onnxruntime": "onnxruntime", "tokenizers": "tokenizers"}
 # Optional backends: imported only when selected, documented in the README, never exec_depends.
 OPTIONAL = {"tensorrt", "pycuda", "cuda"}
 
@@ -57,6 +59,10 @@ def test_package_xml_names_every_runtime_import():
     undeclared = {}
     for module, files in _runtime_imports().items():
         if module in sys.stdlib_module_names or module == "actiseg_ros" or module in OPTIONAL:
+            continue
+        if module in PIP_ONLY:
+            requirements = (REPO / "requirements-runtime.txt").read_text()
+            assert PIP_ONLY[module] in requirements, "%s must be in requirements-runtime.txt" % module
             continue
         assert module in ROSDEP_KEYS, "runtime import %r (in %s) has no rosdep key in this test" % (module, sorted(files))
         if ROSDEP_KEYS[module] not in depends:

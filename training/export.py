@@ -166,14 +166,42 @@ def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | 
     return card
 
 
+def export_text_only(out_dir) -> str:
+    """Regenerate text_encoder.onnx from the installed MiniLM weight package (it is frozen, so every model
+    shares it). Too large for git (90 MB), it is produced at set-up; the model card's hash proves the
+    regenerated graph is byte-identical to the one the model was exported and checked with."""
+    from .modeling.text_encoder import TextEncoder
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / TEXT_GRAPH
+    export_text_encoder(TextEncoder(), target)
+    card_path = out_dir / CARD
+    digest = sha256(target)
+    if card_path.is_file():
+        expected = json.loads(card_path.read_text())["graphs"]["text_encoder"]["sha256"]
+        if digest != expected:
+            target.unlink()
+            raise RuntimeError("regenerated %s has sha256 %s but %s expects %s: the torch or weight-package "
+                               "version differs from the one used at export" % (target, digest, card_path, expected))
+    return digest
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="trained weights (model.pt)")
+    parser.add_argument("--checkpoint", help="trained weights (model.pt)")
+    parser.add_argument("--text-only", action="store_true",
+                        help="only (re)generate OUT/text_encoder.onnx from the installed MiniLM package")
     parser.add_argument("--out", required=True, help="output folder, e.g. models/NAME")
     parser.add_argument("--metrics", default=None, help="an `actiseg eval --json` file to record in the card")
     parser.add_argument("--vocabulary", default=None, help="JSON list of object names the model was trained on")
 
 
 def main(args) -> int:
+    if args.text_only:
+        print("%s/%s sha256 %s" % (args.out, TEXT_GRAPH, export_text_only(args.out)))
+        return 0
+    if not args.checkpoint:
+        raise SystemExit("actiseg export: --checkpoint is required (or --text-only)")
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
     vocabulary = json.loads(Path(args.vocabulary).read_text()) if args.vocabulary else None
     card = export(args.checkpoint, args.out, metrics, vocabulary)
