@@ -1,0 +1,189 @@
+"""Predictor: camera frame + prompts -> per-object masks at camera resolution. The one object a ROS node
+or a script needs:
+
+    predictor = Predictor("models/default", backend="auto")
+    predictor.set_prompts(["knife used in the action of cut onion", "onion used in the action of cut onion"])
+    prediction = predictor.predict(rgb)      # rgb: (H, W, 3) uint8
+    prediction.labels                        # (H, W) uint8: 0 background, i + 1 = prompt i
+
+Prompts are encoded once per set_prompts(), never per frame.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .engines.base import EngineInputError
+from .engines.onnxruntime_engine import OrtOptions
+from .engines.select import AUTO, create_engine
+from .engines.tensorrt_engine import TrtOptions
+from .model_card import ModelCardError, load_model_card
+from .postprocess import active_objects, sigmoid
+from .preprocess import PIXEL_MEAN, PIXEL_SCALE, letterbox_image, logits_to_camera, normalize
+from .text import PromptEncoder
+from .tokenizer import PromptTokenizer
+
+MAX_LABELS = 255  # the label image is uint8 and 0 is background
+
+
+
+@dataclass
+class ObjectResult:
+    index: int  # position in the prompt list; its label value is index + 1
+    prompt: str
+    score: float  # probability that the object takes part in the action
+    active: bool  # score >= the positive gate
+    area: int  # pixels labelled index + 1 in the camera image
+    bbox: tuple | None  # (x_min, y_min, x_max, y_max) inclusive camera pixels, None when area is 0
+
+
+@dataclass
+class Prediction:
+    labels: np.ndarray  # (H, W) uint8 at camera resolution: 0 none, i + 1 = prompt i
+    scores: np.ndarray  # (K,) float32 positive probabilities
+    active: np.ndarray  # (K,) bool
+    objects: list  # K ObjectResult
+    mask_logits: np.ndarray | None = None  # (K, H, W) float32 at camera resolution, when asked for
+    timings_ms: dict = field(default_factory=dict)  # preprocess / segmenter / postprocess
+
+
+def check_frame(rgb) -> np.ndarray:
+    if not isinstance(rgb, np.ndarray):
+        raise EngineInputError("the frame must be a numpy array, got %s" % type(rgb).__name__)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
+        raise EngineInputError("the frame must be an (H, W, 3) uint8 RGB image, got %s %s" % (rgb.shape, rgb.dtype))
+    return rgb
+
+
+def logit_threshold(probability: float) -> np.float32:
+    """The mask threshold as a float32 logit: compose_labels compares float32 scores with a Python float,
+    which NumPy 2 (NEP 50) rounds to float32, so this decides pixels on the threshold identically."""
+    return np.float32(np.log(probability / (1.0 - probability)))
+
+
+def labels_for_active(camera_logits_active: np.ndarray, active_index: np.ndarray, image_hw, threshold: float) -> np.ndarray:
+    """compose_labels(all K logits, active) computed from the active objects' logits alone.
+
+    camera_logits_active: (A, H, W) float32 logits of the objects listed in active_index (ascending).
+    Same labels as compose_labels (most confident active object above the threshold wins, ties to the
+    lower index), but inactive objects are never resized to camera size, and a running maximum with
+    OpenCV's masked copy replaces the (K, H, W) argmax: at 1280x720 numpy's axis-0 argmax and boolean
+    assignment cost ~10 ms per object, this ~1 ms.
+    """
+    labels = np.zeros(tuple(image_hw), np.uint8)
+    if len(active_index) == 0:
+        return labels
+    best = np.full(tuple(image_hw), logit_threshold(threshold), np.float32)
+    value = np.empty_like(labels)
+    for logits, index in zip(camera_logits_active, active_index):
+        logits = np.ascontiguousarray(logits, np.float32)
+        better = cv2.compare(logits, best, cv2.CMP_GT)  # 255 where strictly more confident: ties keep the earlier
+        cv2.max(best, logits, dst=best)
+        value.fill(int(index) + 1)
+        cv2.copyTo(value, better, labels)
+    return labels
+
+
+def object_results(labels: np.ndarray, prompts, scores, active) -> list:
+    """Area and inclusive bbox of each prompt's pixels in the label image."""
+    results = []
+    for index, prompt in enumerate(prompts):
+        pixels = cv2.compare(labels, index + 1, cv2.CMP_EQ)
+        area = int(cv2.countNonZero(pixels))
+        bbox = None
+        if area:
+            x, y, w, h = cv2.boundingRect(pixels)
+            bbox = (x, y, x + w - 1, y + h - 1)
+        results.append(ObjectResult(index=index, prompt=prompt, score=float(scores[index]), active=bool(active[index]),
+                                    area=area, bbox=bbox))
+    return results
+
+
+class Predictor:
+    """Loads a model folder (model card, tokenizer, both graphs) on the chosen backends."""
+
+    def __init__(self, model_dir, backend: str = AUTO, fallback: str | None = None, text_backend: str = "ort-cpu",
+                 threads: int = 0, device_id: int = 0, fp16: bool = True, cache_dir=None, max_k: int = 8,
+                 prompt_cache_size: int = 64, positive_gate: float | None = None, mask_threshold: float | None = None,
+                 check_hashes: bool = True, availability=None):
+        """text_backend: the text encoder runs once per prompt change, so by default it stays on the CPU
+        (no second TensorRT build, no GPU memory); 'same' uses the segmenter's backend."""
+        self.card = load_model_card(model_dir, check_hashes=check_hashes)
+        if (self.card.pixel_mean, self.card.pixel_scale) != (PIXEL_MEAN, PIXEL_SCALE):
+            raise ModelCardError("%s: normalization mean/scale %s/%s differ from this runtime's %s/%s"
+                                 % (self.card.model_dir, self.card.pixel_mean, self.card.pixel_scale,
+                                    PIXEL_MEAN, PIXEL_SCALE))
+        ort_options = OrtOptions(threads=threads, device_id=device_id, fp16=fp16, cache_dir=cache_dir, max_k=max_k,
+                                 max_prompts=max_k)
+        trt_options = TrtOptions(device_id=device_id, fp16=fp16, cache_dir=cache_dir, max_k=max_k, max_prompts=max_k)
+        self.tokenizer = PromptTokenizer(self.card.tokenizer.path, self.card.max_tokens)
+        self.segmenter = create_engine("segmenter", self.card, backend, fallback, ort_options, trt_options, availability)
+        text_choice = self.segmenter.name if text_backend == "same" else text_backend
+        self.text_engine = create_engine("text", self.card, text_choice, fallback, ort_options, trt_options, availability)
+        self.text = PromptEncoder(self.tokenizer, self.text_engine, prompt_cache_size)
+        self.positive_gate = self.card.positive_gate if positive_gate is None else float(positive_gate)
+        self.mask_threshold = self.card.mask_threshold if mask_threshold is None else float(mask_threshold)
+        self.prompts: list = []
+        self._text_tokens = self._text_mask = None
+
+    @property
+    def backend(self) -> str:
+        return self.segmenter.name
+
+    def set_prompts(self, prompts) -> None:
+        """Encode the prompts (cached per string); predict() then segments one object per prompt."""
+        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+            raise ValueError("prompts must be a list of strings, got %r" % (prompts,))
+        prompts = list(prompts)
+        limit = min(MAX_LABELS, self.segmenter.max_k or MAX_LABELS)
+        if not 1 <= len(prompts) <= limit:
+            raise ValueError("between 1 and %d prompts are supported, got %d" % (limit, len(prompts)))
+        tokens, mask = self.text.encode(prompts)
+        self._text_tokens, self._text_mask = tokens[None], mask[None]  # (1, K, L, C), (1, K, L)
+        self.prompts = prompts
+
+    def infer(self, rgb) -> tuple:
+        """-> (mask_logits (K, H/s, W/s) at model resolution, positive_logits (K,), Letterbox, timings_ms)."""
+        if self._text_tokens is None:
+            raise RuntimeError("call set_prompts() before predict()")
+        check_frame(rgb)
+        began = time.perf_counter()
+        model_rgb, box = letterbox_image(rgb, self.card.input_hw)
+        images = normalize(model_rgb[None])  # (1, 3, H, W)
+        prepared = time.perf_counter()
+        mask_logits, positive_logits = self.segmenter.run(images, self._text_tokens, self._text_mask)
+        done = time.perf_counter()
+        timings = {"preprocess": 1000 * (prepared - began), "segmenter": 1000 * (done - prepared)}
+        return mask_logits[0], positive_logits[0], box, timings
+
+    def predict(self, rgb, return_logits: bool = False) -> Prediction:
+        mask_logits, positive_logits, box, timings = self.infer(rgb)
+        began = time.perf_counter()
+        active = active_objects(positive_logits, self.positive_gate)
+        active_index = np.flatnonzero(active)
+        camera_logits = logits_to_camera(mask_logits, box) if return_logits else None
+        if camera_logits is not None:
+            active_logits = camera_logits[active_index]
+        elif len(active_index):
+            active_logits = logits_to_camera(mask_logits[active_index], box)
+        else:
+            active_logits = None
+        labels = labels_for_active(active_logits, active_index, rgb.shape[:2], self.mask_threshold)
+        scores = sigmoid(positive_logits).astype(np.float32)
+        objects = object_results(labels, self.prompts, scores, active)
+        timings["postprocess"] = 1000 * (time.perf_counter() - began)
+        return Prediction(labels=labels, scores=scores, active=active, objects=objects, mask_logits=camera_logits,
+                          timings_ms=timings)
+
+    def close(self) -> None:
+        self.segmenter.close()
+        self.text_engine.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,30 @@
+"""Test helper (not a test file): one real exported model folder per pytest session, shared by the
+inference tests (test_engines, test_predictor, test_bench).
+
+It is the tiny recipe's model with its initial weights (ImageNet backbone, MiniLM text encoder, fresh
+decoder), saved as a checkpoint and put through the real `actiseg export` path, parity check included.
+Building needs torch; the tests that use it skip where torch is missing.
+"""
+from pathlib import Path
+
+import pytest
+
+
+def tiny_export(tmp_path_factory) -> Path:
+    """-> folder holding the checkpoint model.pt and the exported model/ (created on first use)."""
+    root = tmp_path_factory.getbasetemp() / "tiny_export"
+    if (root / "model" / "model_card.json").is_file():
+        return root
+    torch = pytest.importorskip("torch", reason="exporting a model for the inference tests needs torch")
+    from actiseg_ros.training.checkpoint import save_weights
+    from actiseg_ros.training.config import configs_dir, load_config, to_dict
+    from actiseg_ros.training.export import export
+    from actiseg_ros.training.modeling.actiseg_model import ActiSegModel
+
+    torch.manual_seed(0)
+    config = load_config(configs_dir() / "tiny.yaml", {"data_root": str(root)})
+    model = ActiSegModel(config.model).eval()
+    root.mkdir(parents=True, exist_ok=True)
+    save_weights(root / "model.pt", model, to_dict(config), {"steps": 0})
+    export(root / "model.pt", root / "model")
+    return root
