@@ -177,6 +177,8 @@ def test_bad_calls_are_refused(predictor, exported):
     with pytest.raises(ValueError, match="list of strings"):
         predictor.set_prompts("cup used in the action of drink coffee")
     with pytest.raises(ValueError, match="list of strings"):
+        predictor.set_prompts(None)
+    with pytest.raises(ValueError, match="list of strings"):
         predictor.set_prompts(["cup", 7])
     with pytest.raises(ValueError, match="between 1 and 255 prompts are supported, got 0"):
         predictor.set_prompts([])

@@ -188,7 +188,7 @@ def bench_backend(model_dir, backend: str, sizes, ks, iterations: int, warmup: i
             records.append(dict(common, path="text", input_size="%d prompts x %d tokens" % (k, card.max_tokens), k=k,
                                 **timing, **_stat_fields(text_stats)))
             predictor.set_prompts(prompts)
-            tokens, mask = predictor._text_tokens, predictor._text_mask
+            tokens, mask = predictor.prompt_features
             images = np.zeros((1, 3) + tuple(card.input_hw), np.float32)
             timing = time_calls(lambda: predictor.segmenter.run(images, tokens, mask), iterations, warmup)
             records.append(dict(common, path="engine", input_size=model_size, k=k, **timing, **_stat_fields(seg_stats)))

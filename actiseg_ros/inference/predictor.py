@@ -133,9 +133,16 @@ class Predictor:
     def backend(self) -> str:
         return self.segmenter.name
 
+    @property
+    def prompt_features(self) -> tuple:
+        """(text_tokens (1, K, L, C), text_mask (1, K, L)) of the current prompts, as the segmenter takes them."""
+        if self._text_tokens is None:
+            raise RuntimeError("call set_prompts() first")
+        return self._text_tokens, self._text_mask
+
     def set_prompts(self, prompts) -> None:
         """Encode the prompts (cached per string); predict() then segments one object per prompt."""
-        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+        if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
             raise ValueError("prompts must be a list of strings, got %r" % (prompts,))
         prompts = list(prompts)
         limit = min(MAX_LABELS, self.segmenter.max_k or MAX_LABELS)

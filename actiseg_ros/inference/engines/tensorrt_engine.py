@@ -53,9 +53,9 @@ def _make_logger(trt):
     class Logger(trt.ILogger):
         """Route TensorRT's messages to Python logging (TensorRT's default logger prints to stderr)."""
 
-        levels = {trt.ILogger.INTERNAL_ERROR: logging.CRITICAL, trt.ILogger.ERROR: logging.ERROR,
-                  trt.ILogger.WARNING: logging.WARNING, trt.ILogger.INFO: logging.DEBUG,
-                  trt.ILogger.VERBOSE: logging.DEBUG}
+        severity = trt.ILogger.Severity
+        levels = {severity.INTERNAL_ERROR: logging.CRITICAL, severity.ERROR: logging.ERROR,
+                  severity.WARNING: logging.WARNING, severity.INFO: logging.DEBUG, severity.VERBOSE: logging.DEBUG}
 
         def __init__(self):
             trt.ILogger.__init__(self)
@@ -105,13 +105,13 @@ def build_plan(trt, onnx_path: Path, profile: dict, fp16: bool, workspace_mb: in
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(Path(onnx_path).read_bytes()):
+    if not parser.parse_from_file(str(onnx_path)):  # from the file, so external weight files resolve
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise EngineError("%s: TensorRT %s cannot parse this graph: %s" % (onnx_path, trt.__version__, "; ".join(errors)))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     if fp16:
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):  # deprecated in TensorRT 10
             log.warning("tensorrt: this GPU has no fast FP16; building %s in FP16 anyway as configured", graph_name)
         config.set_flag(trt.BuilderFlag.FP16)
     optimization = builder.create_optimization_profile()
