@@ -6,6 +6,7 @@ For each size it renders the sparse frames of the first `--segments` planned seg
 (fresh renderer per scene, as `actiseg synth` does, so sprite and background set-up is included) and reports
   render:  RGB frame + label image + weight map per frame,
   +encode: the same plus JPEG (quality 95) and two PNG encodings in memory, i.e. everything but the disk.
+Each is run --repeats times; the best run (least disturbed by other load) and the median are printed.
 Planning (scene sampling and reference-resolution labels) is timed separately, per segment.
 """
 from __future__ import annotations
@@ -57,6 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--segments", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; best and median are shown")
     args = parser.parse_args()
     preset = synth.PRESETS["default"]
     scenes = max(args.segments // preset.actions_per_scene, 1)
@@ -74,9 +76,10 @@ def main() -> None:
     print("planning (scenes, actions, reference-size labels): %.1f ms per segment" % (1000 * plan_seconds / len(items)))
     for size in SIZES:
         bench_size(items[:2], size, encode=False)  # warm-up
-        render = bench_size(items, size, encode=False)
-        encoded = bench_size(items, size, encode=True)
-        print("%4dx%-4d (HxW): render %6.1f frames/s | +encode %6.1f frames/s" % (size[1], size[0], render, encoded))
+        render = [bench_size(items, size, encode=False) for _ in range(args.repeats)]
+        encoded = [bench_size(items, size, encode=True) for _ in range(args.repeats)]
+        print("%4dx%-4d (HxW): render %6.1f frames/s (median %6.1f) | +encode %6.1f frames/s (median %6.1f)" % (
+            size[1], size[0], max(render), float(np.median(render)), max(encoded), float(np.median(encoded))))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def test_overlay_colours_positives_and_dims_negatives():
 def test_contact_sheet_is_a_grid_of_scenes_by_narrations(tiny_root, tmp_path):
     sheet = contact_sheet(tiny_root, "train", rows=3, columns=4, tile_width=100)
     segments = actionvos.read_split(tiny_root, "train").segments
-    frame = actionvos.read_image(actionvos.image_path(tiny_root, "train", segments[0].name, segments[0].sparse_frames[0]))
+    first = segments[0]
+    frame = actionvos.read_image(actionvos.image_path(tiny_root, "train", first.name, first.sparse_frames[0]))
     tile_h = int(round(frame.shape[0] * 100 / frame.shape[1])) + 2
     assert sheet.shape == (3 * tile_h, 4 * 102, 3)
     path = tmp_path / "sheet.png"

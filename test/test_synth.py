@@ -31,7 +31,8 @@ def test_layout_is_complete_and_reads_back_without_errors(tiny):
     for split, segments in data.items():
         for segment in segments:
             assert len(segment.sparse_frames) == TINY.frames_per_segment
-            assert segment.start <= int(segment.sparse_frames[0][6:16]) <= int(segment.sparse_frames[-1][6:16]) <= segment.end
+            first, last = int(segment.sparse_frames[0][6:16]), int(segment.sparse_frames[-1][6:16])
+            assert segment.start <= first <= last <= segment.end
             for frame in segment.sparse_frames:
                 rgb = actionvos.read_image(actionvos.image_path(root, split, segment.name, frame))
                 assert rgb.shape == (TINY.size[1], TINY.size[0], 3)

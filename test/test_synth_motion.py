@@ -36,7 +36,8 @@ def test_every_action_starts_and_ends_at_rest_so_a_stream_is_continuous(motion):
         assert state.streams == []
         for obj in scene.objects:
             pose = state.poses[obj.name]
-            assert (pose.x, pose.y, pose.sx, pose.sy) == pytest.approx((obj.pose.x, obj.pose.y, obj.pose.sx, obj.pose.sy))
+            rest = obj.pose
+            assert (pose.x, pose.y, pose.sx, pose.sy) == pytest.approx((rest.x, rest.y, rest.sx, rest.sy))
             assert math.cos(pose.angle - obj.pose.angle) == pytest.approx(1.0)
     start, end = frame_state(scene, action, 0.0, 5), frame_state(scene, action, 1.0, 5)
     for hand in HAND_NAMES:

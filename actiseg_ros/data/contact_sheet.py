@@ -12,13 +12,22 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 
-from actiseg_ros.data.actionvos import annotation_path, davis_palette, image_path, read_image, read_label_png, read_split
+from actiseg_ros.data.actionvos import annotation_path, image_path, read_image, read_label_png, read_split
 
-_PALETTE = np.array(davis_palette(), np.uint8).reshape(256, 3)
+def _bright_palette() -> np.ndarray:
+    """(256, 3) uint8: saturated colours with well-spread hues (no greys, unlike the DAVIS palette, whose
+    greys would look like the negatives' outlines)."""
+    hues = (np.arange(256) * 0.381966 % 1.0 * 180).astype(np.uint8)  # golden-ratio steps around the wheel
+    hsv = np.stack([hues, np.full(256, 220, np.uint8), np.full(256, 255, np.uint8)], 1)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+
+
+_PALETTE = _bright_palette()
 
 
 def overlay(rgb: np.ndarray, labels: np.ndarray, positives: set, negatives: set) -> np.ndarray:
-    """(H, W, 3) uint8: positives tinted with their palette colour and outlined, negatives dimmed and outlined."""
+    """(H, W, 3) uint8: positives tinted with a bright colour per id and outlined, negatives dimmed and
+    outlined in grey."""
     out = rgb.astype(np.float32)
     for object_id in sorted(negatives):
         mask = labels == object_id
@@ -29,7 +38,8 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, positives: set, negatives: set)
     out = np.clip(out, 0, 255).astype(np.uint8)
     for object_id, colour, width in ([(i, (150, 150, 150), 1) for i in sorted(negatives)]
                                      + [(i, tuple(int(c) for c in _PALETTE[i]), 2) for i in sorted(positives)]):
-        contours, _ = cv2.findContours((labels == object_id).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        mask = (labels == object_id).astype(np.uint8)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, colour, width, cv2.LINE_AA)
     return out
 

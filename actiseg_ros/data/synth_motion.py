@@ -7,10 +7,10 @@ actions of a scene join into one continuous video.
 
 The hand motion matches the verb: cut = back-and-forth knife strokes over the food while the other hand
 holds it; pick = the hand goes to the object and lifts it towards the camera; place = carry and set down on
-the support; open/close = the hand pulls/pushes a drawer front or swings a fridge door about its hinge;
-wash = one hand holds the item over the sink while the other scrubs it in circles; wipe = zig-zag strokes
-over a surface; pour = carry a bottle over the target and tilt it, with a liquid stream; stir = circles
-inside the pot; peel = repeated one-way strokes along the food; shake = fast up-down oscillation;
+the support (or next to it); open/close = the hand pulls/pushes a drawer front or swings a fridge door
+about its hinge; wash = one hand holds the item over the sink while the other scrubs it in circles;
+wipe = zig-zag strokes over a surface; pour = carry a bottle over the target and tilt it, with a liquid
+stream; stir = circles inside the pot; peel = repeated one-way strokes along the food; shake = fast up-down oscillation;
 turn on/off = the hand on the tap lever while the water starts/stops; move = a flat hand pushes it aside.
 """
 from __future__ import annotations
@@ -196,17 +196,24 @@ def _pick(s: _Script, t: float) -> None:
     _carry(s, t, name, s.lead, path, grab=0.2, release=0.92, lifted_from=0.3)
 
 
-def _place(s: _Script, t: float) -> None:
+def _place(s: _Script, t: float, beside: bool = False) -> None:
     name = s.action.target
+    obj = s.scene.object(name)
     support = s.scene.object(s.action.roles["support"])
     p0 = s.state.poses[name]
     sp = support.pose
-    spot = sp.apply((0.18 * s.p["dx"] * support.look.w, 0.15 * s.p["dy"] * support.look.h))
+    if beside:  # next to the support, on the side towards the middle of the frame, with a gap
+        box, own = footprint(support.look, sp), footprint(obj.look, p0)
+        side = 1.0 if sp.x < 427 else -1.0
+        gap = (box.x1 - box.x0) / 2 + (own.x1 - own.x0) / 2 + 40
+        spot = np.array([sp.x + side * gap, sp.y + 0.1 * s.p["dy"] * support.look.h])
+    else:
+        spot = sp.apply((0.18 * s.p["dx"] * support.look.w, 0.15 * s.p["dy"] * support.look.h))
     dest = p0.moved(x=float(spot[0]), y=float(spot[1]))
     mid = lerp_pose(p0, dest, 0.5).moved(y=(p0.y + dest.y) / 2 - 0.5 * s.p["lift"], sx=p0.sx * 1.12, sy=p0.sy * 1.12)
     path = [(0.2, p0), (0.25, p0), (0.47, mid), (0.7, dest), (0.8, dest), (0.93, p0)]
     _carry(s, t, name, s.lead, path, grab=0.2, release=0.93, lifted_from=0.25)
-    if 0.7 <= t <= 0.8:
+    if 0.7 <= t <= 0.8 and not beside:
         s.state.layers[name] = ON_TOP
 
 
@@ -467,7 +474,7 @@ def _shake(s: _Script, t: float) -> None:
 
 
 MOTIONS = {
-    "pick": _pick, "place": _place, "push": _push,
+    "pick": _pick, "place": _place, "place_beside": lambda s, t: _place(s, t, beside=True), "push": _push,
     "open": lambda s, t: _open_close(s, t, True), "close": lambda s, t: _open_close(s, t, False),
     "tap_on": lambda s, t: _tap(s, t, True), "tap_off": lambda s, t: _tap(s, t, False),
     "cut": _cut, "peel": _peel, "scrub": _scrub, "wipe": _wipe, "pour": _pour, "stir": _stir, "shake": _shake,

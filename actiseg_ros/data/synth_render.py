@@ -22,10 +22,9 @@ import numpy as np
 from actiseg_ros.data.synth_geometry import WORLD_H, WORLD_W, scaling, transform_points, translation, world_to_image
 from actiseg_ros.data.synth_motion import FrameState, HandPose
 from actiseg_ros.data.synth_scene import Scene
-from actiseg_ros.data.synth_sprites import FIXTURE, HELD, SURFACE, Sprite, draw_sprite, rounded_rect
+from actiseg_ros.data.synth_sprites import FIXTURE, SURFACE, Sprite, draw_sprite, rounded_rect
 from actiseg_ros.data.taxonomy import HAND_NAMES
 
-HAND_LAYER = 10.0
 BG_PAD = 48.0  # world units of background drawn beyond the frame, room for camera motion
 SHADOW_LIFT = {FIXTURE: 0.0, SURFACE: 3.0}  # elevation (world units) by layer; others default to items'
 
@@ -148,7 +147,8 @@ def render_background(scene: Scene, width: int, height: int) -> np.ndarray:
     to_px = translation(px, py) @ world_to_image(width, height)
     for obj in scene.objects:  # what doors and drawers reveal when they open
         if obj.key in ("drawer", "fridge"):
-            poly = transform_points(to_px @ obj.pose.matrix(), rounded_rect(0, 0, obj.look.w * 0.98, obj.look.h * 0.96, 3))
+            outline = rounded_rect(0, 0, obj.look.w * 0.98, obj.look.h * 0.96, 3)
+            poly = transform_points(to_px @ obj.pose.matrix(), outline)
             inside = (32, 28, 26) if obj.key == "drawer" else (226, 232, 236)
             cv2.fillPoly(canvas, [np.round(poly).astype(np.int32)], inside)
             if obj.key == "fridge":
@@ -164,8 +164,9 @@ def _fridge_inside(canvas, to_px, obj, rng) -> None:
     for i in range(1, 5):
         y = -h / 2 + i * h / 5
         line = transform_points(m, [(-w / 2, y), (w / 2, y)])
+        thickness = max(int(round(3 * math.sqrt(abs(np.linalg.det(m[:2, :2]))))), 1)
         cv2.line(canvas, tuple(np.round(line[0]).astype(int)), tuple(np.round(line[1]).astype(int)), (170, 176, 180),
-                 max(int(3 * m[0, 0]) if m[0, 0] > 0 else 2, 1))
+                 thickness)
         for _ in range(2):
             cx, cy = rng.uniform(-0.35, 0.35) * w, y - rng.uniform(10, 25)
             poly = transform_points(m, rounded_rect(cx, cy, rng.uniform(15, 35), rng.uniform(14, 26), 3))

@@ -18,7 +18,7 @@ import numpy as np
 
 from actiseg_ros.data import taxonomy
 from actiseg_ros.data.synth_geometry import WORLD_H, WORLD_W, Pose
-from actiseg_ros.data.synth_sprites import FIXTURE, ITEM, ON_TOP, SHAPES, SURFACE, Look, sample_look
+from actiseg_ros.data.synth_sprites import ON_TOP, SHAPES, SURFACE, Look, sample_look
 
 SKIN_TONES = [(236, 198, 170), (226, 176, 144), (200, 142, 104), (164, 108, 74), (112, 74, 52)]
 SLEEVES = [(40, 50, 70), (150, 30, 40), (90, 90, 95), (30, 90, 60), (220, 220, 215), (200, 150, 60)]
@@ -133,13 +133,19 @@ ACTION_KINDS: tuple = (
     ActionKind("put", "place", tuple(PUT_ON), ("put {target} on {support}", "place {target} on {support}",
                                                "put {target} onto {support}", "put down {target}"),
                supports=("chopping-board", "plate", "bowl", "pan", "pot", "sink"), weight=1.0),
+    # Beside, not on: the support is named but need not be touched (a narration-only positive).
+    ActionKind("put", "place_beside", tuple(PUT_ON),
+               ("put {target} next to {support}", "place {target} beside {support}",
+                "put {target} down next to {support}"),
+               supports=("chopping-board", "plate", "bowl", "pan", "pot", "sink"), weight=0.8),
     ActionKind("open", "open", ("drawer", "fridge"), ("open {target}", "pull open {target}", "open the {target}")),
     ActionKind("close", "close", ("drawer", "fridge"), ("close {target}", "shut {target}", "close the {target}")),
     ActionKind("cut", "cut", FOODS, ("cut {target} with {tool}", "cut {target}", "slice {target}",
                                      "chop {target} with {tool}", "chop {target} on {support}"),
                tools=("knife",), supports=("chopping-board",), weight=3.0),
     ActionKind("wash", "scrub", ("plate", "cup", "bowl", "glass", "pan", "lid"),
-               ("wash {target}", "wash {target} with {tool}", "scrub {target} with {tool}", "rinse {target} in {support}"),
+               ("wash {target}", "wash {target} with {tool}", "scrub {target} with {tool}",
+                "rinse {target} in {support}"),
                tools=("sponge",), supports=("sink",), weight=1.5),
     ActionKind("wash", "wipe", ("chopping-board", "plate"),
                ("wipe {target} with {tool}", "wipe {target}", "clean {target} with {tool}"), tools=("cloth", "sponge"),
@@ -286,7 +292,7 @@ class SceneConfig:
 
 def _needs(kind: ActionKind, target_key: str) -> list:
     needed = [target_key]
-    if kind.motion == "place":
+    if kind.motion in ("place", "place_beside"):
         return needed  # its support is chosen among the surfaces the scene has
     if kind.tools:
         needed.append(kind.tools[0])
@@ -440,7 +446,7 @@ def feasible(kind: ActionKind, scene: Scene) -> list:
         if key not in present:
             continue
         target = present[key]
-        if kind.motion == "place":
+        if kind.motion in ("place", "place_beside"):
             if any(o.support == target.name for o in scene.objects):
                 continue
             for support in PUT_ON.get(key, ()):

@@ -182,7 +182,8 @@ class Canvas:
     def mask_ellipse(self, centre, rx: float, ry: float, angle: float = 0.0, thickness: float = -1) -> np.ndarray:
         m = self._blank()
         c = tuple(int(v) for v in self._fixed([centre])[0])
-        axes = (max(int(round(rx * self.k * (1 << self.SHIFT))), 1), max(int(round(ry * self.k * (1 << self.SHIFT))), 1))
+        unit = self.k * (1 << self.SHIFT)
+        axes = (max(int(round(rx * unit)), 1), max(int(round(ry * unit)), 1))
         width = -1 if thickness < 0 else max(int(round(thickness * self.k)), 1)
         cv2.ellipse(m, c, axes, math.degrees(angle), 0, 360, 255, width, cv2.LINE_AA, self.SHIFT)
         return m.astype(np.float32) / 255.0
