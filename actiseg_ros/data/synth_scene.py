@@ -72,10 +72,6 @@ class Action:
     duration: int  # frames, approach + act + return
     params: dict = field(default_factory=dict)  # per-action random numbers of the motion script
 
-    @property
-    def noun(self) -> str:
-        return self.target
-
 
 @dataclass(frozen=True)
 class Scene:
