@@ -2,6 +2,7 @@
 real short run on an exported model writing the JSON records."""
 import argparse
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -115,3 +116,17 @@ def test_bench_names_a_backend_that_cannot_run(tmp_path_factory, tmp_path):
                               "--backends", "tensorrt", "--no-flops", "--iterations", "1"])
     with pytest.raises(SystemExit, match="'tensorrt' is not available"):
         bench.main(args)
+
+
+def test_bench_without_onnx_still_times(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    model = tiny_export(tmp_path_factory) / "model"
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as on a robot: onnx is not a runtime dependency
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    out = tmp_path / "bench.json"
+    args = parser.parse_args(["--json", str(out), "--model", str(model), "--backends", "ort-cpu", "--sizes", "64x48",
+                              "--k", "1", "--iterations", "1", "--warmup", "0"])
+    assert bench.main(args) == 0
+    assert "parameter and FLOP counts skipped: parameter and FLOP counts need the Python package 'onnx'" in capsys.readouterr().out
+    records = json.loads(out.read_text())
+    assert len(records) == 3 and all(r["gflops"] is None and r["params"] is None for r in records)
