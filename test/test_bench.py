@@ -94,7 +94,7 @@ def test_bench_command_writes_records(tmp_path_factory, tmp_path, capsys):
     for record in records:
         assert {"backend", "input_size", "k", "p50_ms", "p95_ms", "hz", "params", "gflops"} <= set(record)
         assert record["backend"] == "ort-cpu" and record["providers"][0] == "CPUExecutionProvider"
-        assert 0 < record["p50_ms"] <= record["p95_ms"] and record["hz"] > 0
+        assert 0 < record["p50_ms"] <= record["p95_ms"] and record["hz"] > 0 and record["cpu_p50_ms"] > 0
     by_key = {(r["path"], r["k"], r["input_size"]): r for r in records}
     text1, text3 = by_key[("text", 1, "1 prompts x 32 tokens")], by_key[("text", 3, "3 prompts x 32 tokens")]
     assert 22e6 < text1["params"] < 23e6  # MiniLM-L6 without its pooler

@@ -6,7 +6,8 @@ bare engine, at several camera sizes and prompt counts; plus parameter count and
 The JSON is a list of records with keys backend, path ('camera': letterbox + segmenter + masks at camera
 size; 'engine': the segmenter graph alone on a prepared input; 'text': encoding K new prompts),
 input_size (WxH: camera size for 'camera', model input for 'engine' and 'text'), k, p50_ms, p95_ms, hz
-(frames per second over the timed loop), params and gflops (of the graph behind the record, batch 1).
+(frames per second over the timed loop), cpu_p50_ms (process CPU time per frame), params and gflops
+(of the graph behind the record, batch 1).
 Every object is forced active (positive gate 0) so post-processing is timed at its full cost.
 """
 from __future__ import annotations
@@ -147,14 +148,17 @@ def graph_stats(graph_path, feeds: dict) -> dict:
 # --- timing ------------------------------------------------------------------------------------------
 
 def time_calls(function, iterations: int, warmup: int) -> dict:
+    """Wall-clock summary plus cpu_p50_ms: the process CPU time per call, which other jobs on a shared
+    machine inflate far less than wall time (with one intra-op thread it approximates idle latency)."""
     for _ in range(warmup):
         function()
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(iterations):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         function()
         seconds.append(time.perf_counter() - began)
-    return summarize(seconds)
+        cpu.append(time.process_time() - began_cpu)
+    return dict(summarize(seconds), cpu_p50_ms=float(np.percentile(cpu, 50) * 1000))
 
 
 def camera_frame(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -281,11 +285,11 @@ def main(args) -> int:
 
 
 def format_table(records) -> str:
-    lines = ["%-13s %-7s %-22s %3s %9s %9s %8s %8s" % ("backend", "path", "input_size", "k", "p50_ms", "p95_ms", "hz",
-                                                        "gflops")]
+    lines = ["%-13s %-7s %-22s %3s %9s %9s %8s %9s %8s" % ("backend", "path", "input_size", "k", "p50_ms", "p95_ms",
+                                                            "hz", "cpu_ms", "gflops")]
     for r in records:
-        lines.append("%-13s %-7s %-22s %3d %9.2f %9.2f %8.1f %8s" % (
-            r["backend"], r["path"], r["input_size"], r["k"], r["p50_ms"], r["p95_ms"], r["hz"],
+        lines.append("%-13s %-7s %-22s %3d %9.2f %9.2f %8.1f %9.2f %8s" % (
+            r["backend"], r["path"], r["input_size"], r["k"], r["p50_ms"], r["p95_ms"], r["hz"], r["cpu_p50_ms"],
             "-" if r.get("gflops") is None else "%.3f" % r["gflops"]))
     return "\n".join(lines)
 
