@@ -248,6 +248,9 @@ def card(tmp_path_factory):
 def test_ort_cpu_segmenter_matches_a_bare_session(card):
     engine = OrtSegmenterEngine(card.segmenter.path, card.input_hw, card.max_tokens, card.text_width)
     assert engine.providers[0] == "CPUExecutionProvider" and engine.name == "ort-cpu"
+    options = engine.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"  # shared robot CPU
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     rng = np.random.default_rng(0)
     h, w = card.input_hw
     images = rng.normal(size=(2, 3, h, w)).astype(np.float32)

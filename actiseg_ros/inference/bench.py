@@ -125,8 +125,8 @@ def graph_stats(graph_path, feeds: dict) -> dict:
             if tensor.data_type in FLOAT_TYPES and len(tensor.dims) >= 2:  # weights, not folded scalars/shapes
                 params += int(np.prod(numpy_helper.to_array(tensor).shape, dtype=np.int64))
     shapes.update({name: list(np.shape(value)) for name, value in feeds.items()})
-    nodes = [(n.op_type, list(n.input), list(n.output), {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute})
-             for n in model.graph.node]
+    nodes = [(n.op_type, list(n.input), list(n.output),
+              {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}) for n in model.graph.node]
     wanted = []
     for op_type, inputs, outputs, _attrs in nodes:
         if op_type in MAC_OPS:
@@ -165,21 +165,22 @@ def camera_frame(width: int, height: int, seed: int = 0) -> np.ndarray:
     """A deterministic (H, W, 3) uint8 test frame: smooth gradients plus noise, like a camera image."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) * 127 // max(width + height - 2, 1)], -1)
+    base = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
+                     (x + y) * 127 // max(width + height - 2, 1)], -1)
     return np.clip(base + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
 
 
 def bench_backend(model_dir, backend: str, sizes, ks, iterations: int, warmup: int, threads: int, stats: dict,
-                  availability=None) -> list:
+                  availability=None, spin: bool = False) -> list:
     """All records of one backend; raises BackendUnavailable when it cannot run here."""
     from .predictor import Predictor
 
-    predictor = Predictor(model_dir, backend=backend, text_backend="same", threads=threads, max_k=max(ks),
+    predictor = Predictor(model_dir, backend=backend, text_backend="same", threads=threads, spin=spin, max_k=max(ks),
                           positive_gate=0.0, prompt_cache_size=0, availability=availability)
     card = predictor.card
     model_size = "%dx%d" % (card.input_hw[1], card.input_hw[0])
     common = {"backend": predictor.backend, "providers": predictor.segmenter.providers,
-              "device": predictor.segmenter.device, "threads": threads, "iterations": iterations}
+              "device": predictor.segmenter.device, "threads": threads, "spin": spin, "iterations": iterations}
     records = []
     try:
         for k in ks:
@@ -238,6 +239,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=50, help="timed frames per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed frames first")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per core)")
+    parser.add_argument("--spin", action="store_true", help="let ONNX Runtime's idle threads spin (its default; "
+                        "faster on an idle machine, slower when the CPU is shared)")
     parser.add_argument("--no-flops", action="store_true", help="skip parameter and FLOP counting (needs onnx)")
 
 
@@ -266,7 +269,7 @@ def main(args) -> int:
     for backend in tqdm(backends, desc="bench", unit="backend"):
         try:
             records += bench_backend(model_dir, backend, args.sizes, args.k, args.iterations, args.warmup,
-                                     args.threads, stats, availability)
+                                     args.threads, stats, availability, args.spin)
         except BackendUnavailable as err:
             if args.backends:  # asked for by name: say so loudly
                 raise SystemExit(str(err)) from None

@@ -64,7 +64,8 @@ def logit_threshold(probability: float) -> np.float32:
     return np.float32(np.log(probability / (1.0 - probability)))
 
 
-def labels_for_active(camera_logits_active: np.ndarray, active_index: np.ndarray, image_hw, threshold: float) -> np.ndarray:
+def labels_for_active(camera_logits_active: np.ndarray, active_index: np.ndarray, image_hw,
+                      threshold: float) -> np.ndarray:
     """compose_labels(all K logits, active) computed from the active objects' logits alone.
 
     camera_logits_active: (A, H, W) float32 logits of the objects listed in active_index (ascending).
@@ -106,9 +107,9 @@ class Predictor:
     """Loads a model folder (model card, tokenizer, both graphs) on the chosen backends."""
 
     def __init__(self, model_dir, backend: str = AUTO, fallback: str | None = None, text_backend: str = "ort-cpu",
-                 threads: int = 0, device_id: int = 0, fp16: bool = True, cache_dir=None, max_k: int = 8,
-                 prompt_cache_size: int = 64, positive_gate: float | None = None, mask_threshold: float | None = None,
-                 check_hashes: bool = True, availability=None):
+                 threads: int = 0, spin: bool = False, device_id: int = 0, fp16: bool = True, cache_dir=None,
+                 max_k: int = 8, prompt_cache_size: int = 64, positive_gate: float | None = None,
+                 mask_threshold: float | None = None, check_hashes: bool = True, availability=None):
         """text_backend: the text encoder runs once per prompt change, so by default it stays on the CPU
         (no second TensorRT build, no GPU memory); 'same' uses the segmenter's backend."""
         self.card = load_model_card(model_dir, check_hashes=check_hashes)
@@ -116,13 +117,15 @@ class Predictor:
             raise ModelCardError("%s: normalization mean/scale %s/%s differ from this runtime's %s/%s"
                                  % (self.card.model_dir, self.card.pixel_mean, self.card.pixel_scale,
                                     PIXEL_MEAN, PIXEL_SCALE))
-        ort_options = OrtOptions(threads=threads, device_id=device_id, fp16=fp16, cache_dir=cache_dir, max_k=max_k,
-                                 max_prompts=max_k)
+        ort_options = OrtOptions(threads=threads, spin=spin, device_id=device_id, fp16=fp16, cache_dir=cache_dir,
+                                 max_k=max_k, max_prompts=max_k)
         trt_options = TrtOptions(device_id=device_id, fp16=fp16, cache_dir=cache_dir, max_k=max_k, max_prompts=max_k)
         self.tokenizer = PromptTokenizer(self.card.tokenizer.path, self.card.max_tokens)
-        self.segmenter = create_engine("segmenter", self.card, backend, fallback, ort_options, trt_options, availability)
+        self.segmenter = create_engine("segmenter", self.card, backend, fallback, ort_options, trt_options,
+                                       availability)
         text_choice = self.segmenter.name if text_backend == "same" else text_backend
-        self.text_engine = create_engine("text", self.card, text_choice, fallback, ort_options, trt_options, availability)
+        self.text_engine = create_engine("text", self.card, text_choice, fallback, ort_options, trt_options,
+                                         availability)
         self.text = PromptEncoder(self.tokenizer, self.text_engine, prompt_cache_size)
         self.positive_gate = self.card.positive_gate if positive_gate is None else float(positive_gate)
         self.mask_threshold = self.card.mask_threshold if mask_threshold is None else float(mask_threshold)
