@@ -296,6 +296,20 @@ def test_corrupt_onnx_gives_a_clear_error(card, tmp_path):
         create_session(tmp_path / "absent.onnx", "ort-cpu", OrtOptions())
 
 
+def test_graph_newer_than_onnxruntime_says_so(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 99  # from a future exporter
+    onnx.save(model, tmp_path / "future.onnx")
+    with pytest.raises(EngineError, match="future.onnx: onnxruntime .* is too old for this graph"):
+        create_session(tmp_path / "future.onnx", "ort-cpu", OrtOptions())
+
+
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="this onnxruntime has CUDA")
 def test_gpu_backends_on_a_cpu_onnxruntime_fail_clearly_or_fall_back(card):
     for backend, provider in (("ort-cuda", "CUDAExecutionProvider"), ("ort-tensorrt", "TensorrtExecutionProvider")):

@@ -158,6 +158,9 @@ def create_session(graph_path, backend: str, options: OrtOptions, graph_sha256: 
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if backend != "ort-cpu" and any(w in message for w in ("CUDA", "cuda", "TensorRT", "libcu", "libnvinfer")):
             raise BackendUnavailable(backend, "%s failed to start for %s: %s" % (provider, graph_path, message)) from None
+        if "IR version" in message or "opset" in message.lower():
+            raise EngineError("%s: onnxruntime %s is too old for this graph (%s); upgrade onnxruntime"
+                              % (graph_path, ort.__version__, message)) from None
         raise EngineError("%s: ONNX Runtime cannot load this graph (%s: %s); the file may be damaged, re-export it"
                           % (graph_path, type(err).__name__, message)) from None
     check_active_providers(backend, session.get_providers())
