@@ -69,9 +69,6 @@ def test_binary_mask_round_trip(width, height):
     assert iou > 0.96 and shift < 2.0, (iou, shift)
 
 
-@pytest.mark.xfail(strict=True, reason="logits_to_camera rounds the letterboxed content to whole output pixels; "
-                                       "when it is not a multiple of the stride (85/4 at 64x96 input) masks shift "
-                                       "by up to ~14 camera pixels")
 def test_alignment_when_content_is_not_a_multiple_of_the_stride():
     for width, height in CAMERA_SIZES:
         truth = signed_distance(height, width)

@@ -57,16 +57,20 @@ def normalize(rgb_batch: np.ndarray) -> np.ndarray:
 def logits_to_camera(logits: np.ndarray, box: Letterbox) -> np.ndarray:
     """(K, h, w) mask logits at model-output resolution -> (K, H, W) float32 at camera resolution.
 
-    The output grid covers the whole model input (content + padding); crop the content first, in output
-    pixels, then resize to the camera size so that no padding is stretched into the mask.
+    Exact geometry, whatever the stride: camera pixel centre x maps to model-input coordinate
+    (x + 0.5) * s - 0.5 with s = content_w / src_w (the letterbox's own resize), and model-input coordinate
+    u maps to output-grid coordinate (u + 0.5) / stride - 0.5. Composed: x_out = a * x + (a - 1) / 2 with
+    a = s / stride, which warpAffine samples bilinearly. (Cropping the content to whole output pixels and
+    resizing shifts masks by up to half an output pixel times the stride when the content is not a
+    multiple of the stride.)
     """
     k, out_h, out_w = logits.shape
-    stride_y, stride_x = box.dst_hw[0] / out_h, box.dst_hw[1] / out_w
-    crop_h = max(1, int(round(box.content_hw[0] / stride_y)))
-    crop_w = max(1, int(round(box.content_hw[1] / stride_x)))
     src_h, src_w = box.src_hw
+    a_x = box.content_hw[1] / src_w / (box.dst_hw[1] / out_w)
+    a_y = box.content_hw[0] / src_h / (box.dst_hw[0] / out_h)
+    camera_to_grid = np.array([[a_x, 0.0, (a_x - 1.0) / 2.0], [0.0, a_y, (a_y - 1.0) / 2.0]], np.float64)
     out = np.empty((k, src_h, src_w), np.float32)
     for i in range(k):
-        out[i] = cv2.resize(np.ascontiguousarray(logits[i, :crop_h, :crop_w], dtype=np.float32), (src_w, src_h),
-                            interpolation=cv2.INTER_LINEAR)
+        out[i] = cv2.warpAffine(np.ascontiguousarray(logits[i], dtype=np.float32), camera_to_grid, (src_w, src_h),
+                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     return out
