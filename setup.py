@@ -43,7 +43,7 @@ setup(
     version="0.1.0",
     packages=_runtime_packages() + _training_packages(),
     package_dir={PACKAGE: PACKAGE, PACKAGE + ".training": "training"},
-    package_data={PACKAGE + ".training": ["configs/*.yaml"]},
+    package_data={PACKAGE + ".training": ["configs/*.yaml", "configs/strategies/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
@@ -79,6 +79,8 @@ setup(
     entry_points={
         "console_scripts": [
             "actiseg = actiseg_ros.cli:main",
+            "perception_node = actiseg_ros.nodes.perception_node:main",
+            "replay_node = actiseg_ros.nodes.replay_node:main",
         ],
     },
 )

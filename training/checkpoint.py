@@ -40,17 +40,30 @@ def load_model_state(model, state: dict) -> None:
         raise ValueError("checkpoint does not match the model: missing %s, unexpected %s" % (missing[:5], unexpected[:5]))
 
 
-def save_training_state(path, model, optimizer, scheduler, step: int, config: dict) -> None:
-    _atomic_save({"model": model_state(model), "optimizer": optimizer.state_dict(),
-                  "scheduler": scheduler.state_dict(), "step": step, "config": config,
-                  "torch_rng": torch.get_rng_state()}, path)
+def save_training_state(path, members: list, step: int, config: dict, strategy_state: dict) -> None:
+    """members: train.Member objects; the first one's entries keep the single-model layout, extra models
+    (co-teaching's peer) go under "peers"."""
+    first, peers = members[0], members[1:]
+    _atomic_save({"model": model_state(first.model), "optimizer": first.optimizer.state_dict(),
+                  "scheduler": first.scheduler.state_dict(), "step": step, "config": config,
+                  "torch_rng": torch.get_rng_state(), "strategy": strategy_state,
+                  "peers": [{"model": model_state(m.model), "optimizer": m.optimizer.state_dict(),
+                             "scheduler": m.scheduler.state_dict()} for m in peers]}, path)
 
 
-def load_training_state(path, model, optimizer, scheduler) -> dict:
+def load_training_state(path, members: list, strategy) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=False)
-    load_model_state(model, state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    saved_strategy = state.get("config", {}).get("loss", {}).get("strategy", "none")
+    if saved_strategy != strategy.name:
+        raise ValueError("%s was written with loss.strategy %s; this run uses %s" % (path, saved_strategy, strategy.name))
+    peers = state.get("peers", [])
+    if len(peers) != len(members) - 1:
+        raise ValueError("%s holds %d model(s) but this run trains %d" % (path, len(peers) + 1, len(members)))
+    for member, saved in zip(members, [state] + peers):
+        load_model_state(member.model, saved["model"])
+        member.optimizer.load_state_dict(saved["optimizer"])
+        member.scheduler.load_state_dict(saved["scheduler"])
+    strategy.load_state_dict(state.get("strategy", {}))
     torch.set_rng_state(state["torch_rng"])
     return state
 

@@ -1,6 +1,8 @@
 """Training configuration: one YAML file per recipe under training/configs/, loaded into dataclasses.
 
-Unknown keys are errors (a typo must not silently fall back to a default).
+Several files may be given; later ones are merged key by key over earlier ones (e.g. the `tiny` recipe
+plus the `strategies/gce` overlay), then `--set` overrides. Unknown keys are errors (a typo must not
+silently fall back to a default).
 """
 from __future__ import annotations
 
@@ -10,9 +12,58 @@ from pathlib import Path
 
 import yaml
 
+from . import lnl
 from .modeling.actiseg_model import ModelConfig
 
 STRATEGIES = ("none", "sce", "gce", "apl", "coteaching", "elr", "npn")
+# Strategies that replace the focal mask term, which PMHM replaces too: the two cannot be combined.
+REPLACE_FOCAL = ("apl", "npn")
+# Strategies that keep per-clip state (or a second model) in one process: no DDP.
+SINGLE_PROCESS = ("coteaching", "elr", "npn")
+
+
+# Hyper-parameters of the label-noise-learning strategies (spec section 5); the defaults are the spec's.
+@dataclass
+class SCEConfig:
+    alpha: float = lnl.SCE_ALPHA  # BCE weight
+    beta: float = lnl.SCE_BETA  # reverse-CE weight
+    weight: float = lnl.LNL_TERM_WEIGHT  # of the SCE term added to the mask loss
+
+
+@dataclass
+class GCEConfig:
+    q: float = lnl.GCE_Q
+    weight: float = lnl.LNL_TERM_WEIGHT  # of the GCE term added to the mask loss
+
+
+@dataclass
+class APLConfig:
+    active_weight: float = lnl.APL_ACTIVE_WEIGHT  # GCE
+    passive_weight: float = lnl.APL_PASSIVE_WEIGHT  # MAE
+    q: float = lnl.GCE_Q
+
+
+@dataclass
+class ELRConfig:
+    previous_weight: float = lnl.ELR_PREVIOUS_WEIGHT  # t <- previous_weight * t + (1 - previous_weight) * p
+    lam: float = lnl.ELR_LAMBDA
+
+
+@dataclass
+class NPNConfig:
+    warmup_epochs: int = lnl.NPN_WARMUP_EPOCHS
+    confidence: float = lnl.NPN_CONFIDENCE
+    nl_weight: float = lnl.NPN_NL_WEIGHT
+    cr_weight: float = lnl.NPN_CR_WEIGHT
+
+
+@dataclass
+class CoTeachingConfig:
+    group_size: int = lnl.COTEACHING_GROUP_SIZE  # clips ranked together
+    keep_start: float = lnl.COTEACHING_START_RATE  # R(1)
+    keep_drop: float = lnl.COTEACHING_TOTAL_DROP  # R falls by this much ...
+    ramp_epochs: int = lnl.COTEACHING_RAMP_EPOCHS  # ... over these epochs
+    val_segments: int = 32  # segments of val_split scored to pick the better of the two models
 
 
 @dataclass
@@ -20,7 +71,13 @@ class LossConfig:
     positive: float = 2.0  # positive-head weight; mask focal 2 and dice 5 are fixed (spec section 3)
     deep_supervision: bool = True  # focal+dice on earlier decoder layers too (plain model)
     pmhm: bool = True  # PMHM robust loss replaces the weighted focal mask loss (needs model.aux_heads >= 1)
-    strategy: str = "none"  # label-noise-learning strategy
+    strategy: str = "none"  # label-noise-learning strategy, one of STRATEGIES (see strategies.py)
+    sce: SCEConfig = field(default_factory=SCEConfig)
+    gce: GCEConfig = field(default_factory=GCEConfig)
+    apl: APLConfig = field(default_factory=APLConfig)
+    elr: ELRConfig = field(default_factory=ELRConfig)
+    npn: NPNConfig = field(default_factory=NPNConfig)
+    coteaching: CoTeachingConfig = field(default_factory=CoTeachingConfig)
 
 
 @dataclass
@@ -66,16 +123,33 @@ def _build(cls, values: dict, where: str):
     return cls(**kwargs)
 
 
-def load_config(path, overrides: dict | None = None) -> TrainConfig:
-    with open(path, encoding="utf-8") as handle:
-        values = yaml.safe_load(handle) or {}
+def merge(base: dict, overlay: dict) -> dict:
+    """`overlay` merged over `base`: mappings key by key (recursively), anything else replaced."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def load_config(paths, overrides: dict | None = None) -> TrainConfig:
+    """One YAML path, or a list merged in order; then dotted `overrides` ({"loss.strategy": "gce"})."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    values = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError("%s: expected a mapping at the top level, got %r" % (path, loaded))
+        values = merge(values, loaded)
     for dotted, value in (overrides or {}).items():
         node = values
         parts = dotted.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    config = _build(TrainConfig, values, str(path))
+    config = _build(TrainConfig, values, " + ".join(str(p) for p in paths))
     validate(config)
     return config
 
@@ -83,12 +157,42 @@ def load_config(path, overrides: dict | None = None) -> TrainConfig:
 def validate(config: TrainConfig) -> None:
     if config.loss.strategy not in STRATEGIES:
         raise ValueError("loss.strategy %r is not one of %s" % (config.loss.strategy, STRATEGIES))
+    if config.loss.strategy in REPLACE_FOCAL and config.loss.pmhm:
+        raise ValueError("loss.strategy %r replaces the focal mask loss, which PMHM replaces too; set loss.pmhm: false "
+                         "and model.aux_heads: 0 (sce, gce, elr and coteaching do combine with PMHM)"
+                         % config.loss.strategy)
+    validate_strategy_parameters(config.loss)
     if config.loss.pmhm and config.model.aux_heads < 1:
         raise ValueError("loss.pmhm needs model.aux_heads >= 1 (set loss.pmhm: false for the plain model)")
     if any(s % 32 for s in config.model.input_hw):
         raise ValueError("model.input_hw %s must be multiples of 32" % (config.model.input_hw,))
     if config.batch_size < 1 or config.frames_per_clip < 1 or config.epochs < 1:
         raise ValueError("batch_size, frames_per_clip and epochs must be >= 1")
+
+
+def validate_strategy_parameters(loss: LossConfig) -> None:
+    """Range checks of every strategy section (also of unselected ones: a bad value is a mistake anyway)."""
+    checks = [
+        ("sce.alpha", loss.sce.alpha >= 0, ">= 0"), ("sce.beta", loss.sce.beta >= 0, ">= 0"),
+        ("sce.weight", loss.sce.weight >= 0, ">= 0"),
+        ("gce.q", 0 < loss.gce.q <= 1, "in (0, 1]"), ("gce.weight", loss.gce.weight >= 0, ">= 0"),
+        ("apl.q", 0 < loss.apl.q <= 1, "in (0, 1]"), ("apl.active_weight", loss.apl.active_weight >= 0, ">= 0"),
+        ("apl.passive_weight", loss.apl.passive_weight >= 0, ">= 0"),
+        ("elr.previous_weight", 0 <= loss.elr.previous_weight < 1, "in [0, 1)"), ("elr.lam", loss.elr.lam >= 0, ">= 0"),
+        ("npn.warmup_epochs", loss.npn.warmup_epochs >= 0, ">= 0"),
+        ("npn.confidence", 0.5 <= loss.npn.confidence < 1, "in [0.5, 1)"),
+        ("npn.nl_weight", loss.npn.nl_weight >= 0, ">= 0"), ("npn.cr_weight", loss.npn.cr_weight >= 0, ">= 0"),
+        ("coteaching.group_size", loss.coteaching.group_size >= 1, ">= 1"),
+        ("coteaching.keep_start", 0 < loss.coteaching.keep_start <= 1, "in (0, 1]"),
+        ("coteaching.keep_drop", 0 <= loss.coteaching.keep_drop < loss.coteaching.keep_start,
+         "in [0, keep_start) so that the keep rate stays > 0"),
+        ("coteaching.ramp_epochs", loss.coteaching.ramp_epochs >= 1, ">= 1"),
+        ("coteaching.val_segments", loss.coteaching.val_segments >= 1, ">= 1"),
+    ]
+    for name, ok, expected in checks:
+        if not ok:
+            section, key = name.split(".")
+            raise ValueError("loss.%s = %r must be %s" % (name, getattr(getattr(loss, section), key), expected))
 
 
 def to_dict(config: TrainConfig) -> dict:

@@ -24,7 +24,11 @@ class ClipSample:
     weights   (T, K, H, W) float32 {1,2,5}
     positive  (K,) float32 clip-level positive flags
     prompts   K prompt strings (ActionVOS form)
-    index     position of the segment in the split (keys per-clip state such as ELR targets)
+    index     position of the segment in the split
+    frames    (T,) int64 positions of the picked frames in the segment's sparse_frames
+    object_ids K object ids, in prompt order (sorted)
+    (index, frame position, object id) names the same pixels whenever a clip recurs: it keys per-pixel
+    state such as ELR targets and NPN candidate labels.
     """
 
     images: torch.Tensor
@@ -33,6 +37,8 @@ class ClipSample:
     positive: torch.Tensor
     prompts: list
     index: int
+    frames: torch.Tensor
+    object_ids: list
 
 
 def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -68,10 +74,10 @@ class SegmentClips(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> ClipSample:
         segment = self.segments[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        frames = list(segment.sparse_frames)
-        if self.frames_per_clip < len(frames):
-            picked = np.sort(rng.choice(len(frames), self.frames_per_clip, replace=False))
-            frames = [frames[i] for i in picked]
+        picked = np.arange(len(segment.sparse_frames))
+        if self.frames_per_clip < len(picked):
+            picked = np.sort(rng.choice(len(picked), self.frames_per_clip, replace=False))
+        frames = [segment.sparse_frames[i] for i in picked]
         object_ids = sorted(segment.objects)
         images, targets, weights = [], [], []
         for frame in frames:
@@ -91,24 +97,29 @@ class SegmentClips(torch.utils.data.Dataset):
         positive = np.array([segment.objects[k].positive for k in object_ids], np.float32)
         return ClipSample(images=torch.from_numpy(np.stack(images)), targets=torch.from_numpy(np.stack(targets)),
                           weights=torch.from_numpy(np.stack(weights)), positive=torch.from_numpy(positive),
-                          prompts=[segment.prompt(k) for k in object_ids], index=index)
+                          prompts=[segment.prompt(k) for k in object_ids], index=index,
+                          frames=torch.from_numpy(picked.astype(np.int64)), object_ids=object_ids)
 
 
 def collate_clips(samples: list) -> dict:
     """Pad K to the batch maximum. Shapes: images (B, T, 3, H, W); targets/weights (B, T, Kmax, H, W);
-    positive (B, Kmax); valid (B, Kmax) bool; prompts: B lists; index (B,)."""
+    positive (B, Kmax); valid (B, Kmax) bool; prompts: B lists; index (B,); frames (B, T) int64;
+    object_ids (B, Kmax) int64, -1 in padded slots."""
     k_max = max(s.targets.shape[1] for s in samples)
     b, (t, _, h, w) = len(samples), samples[0].images.shape
     targets = torch.zeros(b, t, k_max, h, w)
     weights = torch.ones(b, t, k_max, h, w)
     positive = torch.zeros(b, k_max)
     valid = torch.zeros(b, k_max, dtype=torch.bool)
+    object_ids = torch.full((b, k_max), -1, dtype=torch.int64)
     for i, s in enumerate(samples):
         k = s.targets.shape[1]
         targets[i, :, :k], weights[i, :, :k], positive[i, :k], valid[i, :k] = s.targets, s.weights, s.positive, True
+        object_ids[i, :k] = torch.tensor(s.object_ids, dtype=torch.int64)
     return {"images": torch.stack([s.images for s in samples]), "targets": targets, "weights": weights,
             "positive": positive, "valid": valid, "prompts": [s.prompts for s in samples],
-            "index": torch.tensor([s.index for s in samples])}
+            "index": torch.tensor([s.index for s in samples]), "frames": torch.stack([s.frames for s in samples]),
+            "object_ids": object_ids}
 
 
 def epoch_order(num_samples: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list:

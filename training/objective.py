@@ -1,4 +1,7 @@
-"""The training objective: mask loss (base or PMHM) + positive-head loss, from model outputs and a batch."""
+"""The training objective: mask loss (base or PMHM) + positive-head loss, from model outputs and a batch.
+
+The label-noise-learning strategies (strategies.py) build on these pieces: they add to or replace the mask
+loss of `supervised_layers` and keep the positive-head loss."""
 from __future__ import annotations
 
 import torch
@@ -48,23 +51,39 @@ def clip_positive_logits(outputs: dict, batch: dict) -> torch.Tensor:
     return outputs["positive_logits"].reshape(b, t, k).mean(1)
 
 
-def compute_loss(outputs: dict, batch: dict, config, progress: float) -> tuple:
-    """-> (total loss, {name: detached value}). progress in [0, 1] drives PMHM's Tversky annealing."""
-    rows = flatten_batch(outputs, batch)
-    parts = {}
+def mask_loss(rows: dict, config, progress: float) -> tuple:
+    """The configured base mask loss of flattened rows: PMHM, or focal+dice on the final layer plus, with
+    deep supervision, on every earlier decoder layer. -> (total, {name: detached value})."""
     if config.loss.pmhm:
         from .pmhm_loss import pmhm_mask_loss
 
-        mask_total, pmhm_parts = pmhm_mask_loss(rows["logits"], rows["aux"], rows["target"], rows["weight"],
-                                                progress, intermediate_logits_list=rows["layers"])
-        parts.update({"pmhm_" + name: value for name, value in pmhm_parts.items()})
-    else:
-        mask_total, base_parts = losses.base_mask_loss(rows["logits"], rows["target"], rows["weight"])
-        parts.update(base_parts)
-        if config.loss.deep_supervision:
-            for layer_logits in rows["layers"]:
-                mask_total = mask_total + losses.base_mask_loss(layer_logits, rows["target"], rows["weight"])[0]
+        total, pmhm_parts = pmhm_mask_loss(rows["logits"], rows["aux"], rows["target"], rows["weight"],
+                                           progress, intermediate_logits_list=rows["layers"])
+        return total, {"pmhm_" + name: value for name, value in pmhm_parts.items()}
+    total, parts = losses.base_mask_loss(rows["logits"], rows["target"], rows["weight"])
+    if config.loss.deep_supervision:
+        for layer_logits in rows["layers"]:
+            total = total + losses.base_mask_loss(layer_logits, rows["target"], rows["weight"])[0]
+    return total, dict(parts)
+
+
+def supervised_layers(rows: dict, config) -> list:
+    """Logits that carry a label-supervised mask loss: the final layer, plus the earlier decoder layers under
+    deep supervision without PMHM (PMHM ties those to the final layer by consistency instead)."""
+    if config.loss.deep_supervision and not config.loss.pmhm:
+        return [rows["logits"]] + list(rows["layers"])
+    return [rows["logits"]]
+
+
+def add_positive_loss(mask_total: torch.Tensor, parts: dict, outputs: dict, batch: dict, config) -> tuple:
+    """mask loss + weighted positive-head loss -> (total, parts with "mask", "positive", "total")."""
     positive = losses.positive_focal(clip_positive_logits(outputs, batch), batch["positive"], valid=batch["valid"])
     total = mask_total + config.loss.positive * positive
     parts.update({"mask": mask_total.detach(), "positive": positive.detach(), "total": total.detach()})
     return total, parts
+
+
+def compute_loss(outputs: dict, batch: dict, config, progress: float) -> tuple:
+    """-> (total loss, {name: detached value}). progress in [0, 1] drives PMHM's Tversky annealing."""
+    mask_total, parts = mask_loss(flatten_batch(outputs, batch), config, progress)
+    return add_positive_loss(mask_total, parts, outputs, batch, config)

@@ -1,15 +1,20 @@
 """The training loop (read it top to bottom). Single process by default; under torchrun it runs
 DistributedDataParallel (gloo on CPU, nccl on CUDA), each rank on its share of every epoch.
 
+The label-noise-learning strategy (strategies.py) decides which clips each model trains on at a step
+(co-teaching trains two models) and the loss; everything else is this loop.
+
 Resuming is exact: the data order and every per-sample random choice are functions of (seed, epoch,
-index), and checkpoints hold model, optimizer, scheduler, step counters and the torch RNG state. A run
-killed at any moment loses at most `checkpoint_every` steps and then reaches the same final weights.
+index), and checkpoints hold models, optimizers, schedulers, step counters, the strategy's state and the
+torch RNG state. A run killed at any moment loses at most `checkpoint_every` steps and then reaches the
+same final weights.
 """
 from __future__ import annotations
 
 import csv
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,8 +24,9 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, to_dict
 from .data import SegmentClips, collate_clips, epoch_order
 from .modeling.actiseg_model import ActiSegModel
-from .objective import compute_loss
 from .prompts import PromptBank, encode_prompts
+from .schedule import EpochSchedule
+from .strategies import StepContext, build_strategy
 
 
 def distributed_context() -> tuple:
@@ -50,8 +56,62 @@ def build_optimizer(model, config: TrainConfig):
                              weight_decay=config.weight_decay)
 
 
-def lr_milestones(config: TrainConfig, steps_per_epoch: int) -> list:
-    return [epoch * steps_per_epoch for epoch in config.lr_drop_epochs]
+@dataclass
+class Member:
+    """One trained model with its prompt features, optimiser and LR schedule (co-teaching trains two)."""
+
+    model: ActiSegModel
+    segmenter: torch.nn.Module  # model.segmenter, DDP-wrapped under torchrun
+    bank: PromptBank
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+def build_member(config: TrainConfig, dataset, device, world: int, milestones: list) -> Member:
+    model = ActiSegModel(config.model).to(device)
+    bank = PromptBank(model.text_encoder)
+    if not config.model.text_trainable:
+        bank.add(dataset.prompts())
+    segmenter = model.segmenter
+    if world > 1:
+        # Auxiliary heads frozen on a step leave their parameters without gradient.
+        segmenter = torch.nn.parallel.DistributedDataParallel(segmenter, find_unused_parameters=True)
+    optimizer = build_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=config.lr_drop_factor)
+    return Member(model, segmenter, bank, optimizer, scheduler)
+
+
+def load_batch(dataset, indices: list, device) -> dict:
+    batch = collate_clips([dataset[i] for i in indices])
+    return {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
+
+
+def make_forward(member: Member, batch: dict, config: TrainConfig):
+    """-> forward(images (B, T, 3, H, W), with_aux) -> model outputs over the B*T frames of the batch."""
+    b, t = batch["images"].shape[:2]
+    k = batch["valid"].shape[1]
+    if config.model.text_trainable:
+        tokens, mask = encode_prompts(member.model.text_encoder, member.bank.tokenizer, batch["prompts"], k)
+    else:
+        tokens, mask = member.bank.lookup(batch["prompts"], k)
+    # Every frame of a clip is queried with the clip's K prompts: (B*T, K, L, 384).
+    device = batch["images"].device
+    tokens = tokens.unsqueeze(1).expand(b, t, *tokens.shape[1:]).reshape(b * t, *tokens.shape[1:]).to(device)
+    mask = mask.unsqueeze(1).expand(b, t, *mask.shape[1:]).reshape(b * t, *mask.shape[1:]).to(device)
+
+    def forward(images, with_aux: bool = config.loss.pmhm):
+        return member.segmenter(images.flatten(0, 1), tokens, mask, with_aux=with_aux)
+
+    return forward
+
+
+def update(member: Member, loss: torch.Tensor, config: TrainConfig) -> None:
+    member.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for g in member.optimizer.param_groups for p in g["params"]], config.grad_clip)
+    member.optimizer.step()
+    member.scheduler.step()
 
 
 def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path:
@@ -68,31 +128,35 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
                            config.jitter, config.seed, config.skip_bad)
     for skipped in dataset.skipped:
         log("skipped %s: %s" % (skipped.path, skipped.reason))
-    model = ActiSegModel(config.model).to(device)
-    bank = PromptBank(model.text_encoder)
-    if not config.model.text_trainable:
-        bank.add(dataset.prompts())
-    segmenter = model.segmenter
     if world > 1 and config.model.text_trainable:
         raise ValueError("text-encoder fine-tuning runs single-process only (its gradients are not synchronised)")
-    if world > 1:
-        # Auxiliary heads frozen on a step leave their parameters without gradient.
-        segmenter = torch.nn.parallel.DistributedDataParallel(segmenter, find_unused_parameters=True)
-    optimizer = build_optimizer(model, config)
-
-    steps_per_epoch = len(epoch_order(len(dataset), config.seed, 0, rank, world)) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError("batch_size %d is larger than this rank's %d clips" % (config.batch_size, len(dataset) // world))
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, lr_milestones(config, steps_per_epoch),
-                                                     gamma=config.lr_drop_factor)
+    strategy = build_strategy(config, world)
+    clips = len(epoch_order(len(dataset), config.seed, 0, rank, world))
+    steps_per_epoch = [strategy.steps_in_epoch(epoch, clips, config.batch_size) for epoch in range(config.epochs)]
+    if min(steps_per_epoch) == 0:
+        raise ValueError("batch_size %d is larger than this rank's %d clips" % (config.batch_size, clips))
+    schedule = EpochSchedule(steps_per_epoch, config.max_steps)
+    milestones = schedule.milestones(config.lr_drop_epochs)
+    members = [build_member(config, dataset, device, world, milestones)]
+    for extra in range(1, strategy.members):
+        with torch.random.fork_rng(devices=[]):  # the peer's own initial weights; the run's RNG stream goes on
+            torch.manual_seed(config.seed + extra)
+            members.append(build_member(config, dataset, device, world, milestones))
     state = {"step": 0}
     if resume and ckpt.latest_path(out_dir).is_file():
-        state = ckpt.load_training_state(ckpt.latest_path(out_dir), model, optimizer, scheduler)
+        state = ckpt.load_training_state(ckpt.latest_path(out_dir), members, strategy)
         log("resumed from step %d" % state["step"])
     step = state["step"]
+
+    def score(member_index: int, indices: list) -> tuple:
+        """A model's outputs on a batch without gradient, in eval mode (no BN update, no random draws)."""
+        member = members[member_index]
+        batch = load_batch(dataset, indices, device)
+        member.model.eval()
+        with torch.no_grad():
+            outputs = make_forward(member, batch, config)(batch["images"], with_aux=False)
+        member.model.train()
+        return outputs, batch
 
     out_dir.mkdir(parents=True, exist_ok=True)
     log_file = out_dir / "train_log.csv"
@@ -101,53 +165,41 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
     if writer and step == 0:
         writer.writerow(["step", "epoch", "lr", "total", "mask", "positive", "seconds"])
 
+    total_steps = schedule.total_steps
     progress_bar = tqdm(total=total_steps, initial=step, desc="train", disable=rank != 0, dynamic_ncols=True)
-    model.train()
+    for member in members:
+        member.model.train()
     started = time.monotonic()
     while step < total_steps:
-        epoch, step_in_epoch = divmod(step, steps_per_epoch)
+        epoch, step_in_epoch = schedule.locate(step)
         dataset.set_epoch(epoch)
         order = epoch_order(len(dataset), config.seed, epoch, rank, world)
-        start = step_in_epoch * config.batch_size
-        batch = collate_clips([dataset[i] for i in order[start:start + config.batch_size]])
-        b, t = batch["images"].shape[:2]
-        k = batch["valid"].shape[1]
-        if config.model.text_trainable:
-            tokens, mask = encode_prompts(model.text_encoder, bank.tokenizer, batch["prompts"], k)
-        else:
-            tokens, mask = bank.lookup(batch["prompts"], k)
-        # Every frame of a clip is queried with the clip's K prompts: (B*T, K, L, 384).
-        tokens = tokens.unsqueeze(1).expand(b, t, *tokens.shape[1:]).reshape(b * t, *tokens.shape[1:])
-        mask = mask.unsqueeze(1).expand(b, t, *mask.shape[1:]).reshape(b * t, *mask.shape[1:])
-        batch = {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
-        outputs = segmenter(batch["images"].flatten(0, 1), tokens.to(device), mask.to(device),
-                            with_aux=config.loss.pmhm)
-        loss, parts = compute_loss(outputs, batch, config, progress=step / max(1, total_steps - 1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        context = StepContext(progress=step / max(1, total_steps - 1), epoch=epoch, step=step)
+        logged = None  # the first model's loss parts
+        for member, indices in zip(members, strategy.batches(epoch, step_in_epoch, order, config.batch_size, score)):
+            batch = load_batch(dataset, indices, device)
+            loss, parts = strategy.loss(make_forward(member, batch, config), batch, context)
+            update(member, loss, config)
+            logged = logged or parts
         step += 1
         progress_bar.update(1)
-        progress_bar.set_postfix(loss="%.3f" % parts["total"].item(), epoch=epoch)
+        progress_bar.set_postfix(loss="%.3f" % logged["total"].item(), epoch=epoch)
         if writer and (step % config.log_every == 0 or step == total_steps):
-            writer.writerow([step, epoch, "%.3g" % optimizer.param_groups[1]["lr"], "%.5f" % parts["total"].item(),
-                             "%.5f" % parts["mask"].item(), "%.5f" % parts["positive"].item(),
-                             "%.1f" % (time.monotonic() - started)])
+            writer.writerow([step, epoch, "%.3g" % members[0].optimizer.param_groups[1]["lr"],
+                             "%.5f" % logged["total"].item(), "%.5f" % logged["mask"].item(),
+                             "%.5f" % logged["positive"].item(), "%.1f" % (time.monotonic() - started)])
             writer_handle.flush()
-        epoch_end = step % steps_per_epoch == 0
-        if rank == 0 and (step % config.checkpoint_every == 0 or epoch_end or step == total_steps):
-            ckpt.save_training_state(ckpt.latest_path(out_dir), model, optimizer, scheduler, step,
-                                     to_dict(config))
+        if rank == 0 and (step % config.checkpoint_every == 0 or schedule.ends_epoch(step) or step == total_steps):
+            ckpt.save_training_state(ckpt.latest_path(out_dir), members, step, to_dict(config), strategy.state_dict())
     progress_bar.close()
     if writer_handle:
         writer_handle.close()
     final = out_dir / "model.pt"
     if rank == 0:
-        ckpt.save_weights(final, model, to_dict(config),
-                          {"steps": step, "train_seconds": round(time.monotonic() - started, 1), "world_size": world})
+        info = {"steps": step, "train_seconds": round(time.monotonic() - started, 1), "world_size": world,
+                "strategy": config.loss.strategy}
+        for name, model, extra in strategy.final_models([m.model for m in members], log):
+            ckpt.save_weights(out_dir / name, model, to_dict(config), dict(info, **extra))
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()

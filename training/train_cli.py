@@ -1,5 +1,7 @@
-"""`actiseg train --config CONFIG --out DIR [--resume] [--set key=value ...]`; also works under torchrun:
-`torchrun --nproc_per_node N -m actiseg_ros.training.train_cli --config ... --out ...`."""
+"""`actiseg train --config CONFIG [--config OVERLAY ...] --out DIR [--resume] [--set key=value ...]`; also
+works under torchrun: `torchrun --nproc_per_node N -m actiseg_ros.training.train_cli --config ... --out ...`.
+
+Example, GCE on the default recipe: `actiseg train --config default --config strategies/gce --out runs/gce`."""
 from __future__ import annotations
 
 import argparse
@@ -11,8 +13,9 @@ from .config import configs_dir, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True,
-                        help="YAML recipe (a path, or a name from %s such as 'default' or 'tiny')" % configs_dir())
+    parser.add_argument("--config", required=True, action="append",
+                        help="YAML recipe (a path, or a name from %s such as 'default', 'tiny' or "
+                             "'strategies/gce'); repeat it to merge later files over earlier ones" % configs_dir())
     parser.add_argument("--out", required=True, help="run folder: checkpoints, train_log.csv, model.pt")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/latest.pt if it exists")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -28,7 +31,8 @@ def resolve_config_path(name: str):
     shipped = configs_dir() / (name if name.endswith(".yaml") else name + ".yaml")
     if shipped.is_file():
         return shipped
-    raise SystemExit("config %s not found (shipped configs: %s)" % (name, sorted(p.stem for p in configs_dir().glob("*.yaml"))))
+    shipped_names = sorted(str(p.relative_to(configs_dir()).with_suffix("")) for p in configs_dir().rglob("*.yaml"))
+    raise SystemExit("config %s not found (shipped configs: %s)" % (name, shipped_names))
 
 
 def parse_overrides(pairs: list) -> dict:
@@ -45,7 +49,7 @@ def main(args) -> int:
     from .train import train
 
     try:
-        config = load_config(resolve_config_path(args.config), parse_overrides(args.set))
+        config = load_config([resolve_config_path(name) for name in args.config], parse_overrides(args.set))
     except ValueError as err:
         raise SystemExit("invalid config: %s" % err) from None
     final = train(config, args.out, resume=args.resume)

@@ -1,0 +1,47 @@
+"""In-training validation: gIoU of a model on a few segments of a clean split, scored in-process with the
+`actiseg eval` metrics code on the same predictions `actiseg infer` writes. Co-teaching uses it to decide
+which of its two models becomes model.pt."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from tqdm import tqdm
+
+from actiseg_ros.data import actionvos
+from actiseg_ros.evaluation.metrics import MetricAccumulator
+
+from .infer import predict_segment
+from .prompts import PromptBank
+
+
+def pick_segments(root, split: str, count: int) -> list:
+    """Up to `count` evaluable segments of the split, spread evenly over it (deterministic)."""
+    segments = [s for s in actionvos.read_split(root, split).segments if s.evaluable]
+    if not segments:
+        raise actionvos.DatasetError("%s: split %s has no evaluable segment to validate on" % (root, split))
+    if len(segments) <= count:
+        return segments
+    return [segments[i * len(segments) // count] for i in range(count)]
+
+
+def validation_giou(model, root, split: str, segments: list, input_hw, desc: str = "validate") -> float:
+    """gIoU in [0, 1] of `model` (an ActiSegModel) over every frame and object of `segments`.
+
+    The model is put in eval mode for the predictions and back in its previous mode afterwards. A model on
+    an accelerator is scored through a CPU copy, since predict_segment feeds CPU tensors.
+    """
+    if next(model.parameters()).device.type != "cpu":
+        model = copy.deepcopy(model).cpu()
+    was_training = model.training
+    model.eval()
+    bank = PromptBank(model.text_encoder)
+    scores = MetricAccumulator()
+    for segment in tqdm(segments, desc=desc, leave=False):
+        predictions = predict_segment(model, bank, root, split, segment, input_hw)
+        positives = {k: bool(info.positive) for k, info in segment.objects.items()}
+        for frame, labels in predictions:
+            truth = actionvos.read_label_png(actionvos.annotation_path(root, split, segment.name, frame))
+            scores.add_frame(labels, truth, positives)
+    model.train(was_training)
+    return float(np.nan_to_num(scores.result()["gIoU"]))
