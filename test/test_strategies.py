@@ -196,7 +196,7 @@ def test_additive_strategies_add_their_term_to_the_pmhm_loss(name, term):
     config = load_config([TINY, overlay(name)])
     total, parts = build_strategy(config).loss(forward_of(net), batch, StepContext(0.4, 0, 0))
     outputs = net(batch["images"].flatten(0, 1))
-    base, base_parts = compute_loss(outputs, batch, config, 0.4)
+    base, base_parts = compute_loss(outputs, batch, config, 0.4, epoch=config.loss.pmhm_warmup_epochs)
     rows = flatten_batch(outputs, batch)
     assert "pmhm_tversky" in parts and name in parts
     assert torch.allclose(total, base + 2.0 * term(rows["logits"], rows), rtol=1e-6, atol=1e-7)

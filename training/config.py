@@ -70,7 +70,12 @@ class CoTeachingConfig:
 class LossConfig:
     positive: float = 2.0  # positive-head weight; mask focal 2 and dice 5 are fixed (spec section 3)
     deep_supervision: bool = True  # focal+dice on earlier decoder layers too (plain model)
-    pmhm: bool = True  # PMHM robust loss replaces the weighted focal mask loss (needs model.aux_heads >= 1)
+    pmhm: bool = True
+    # Epochs of plain focal+dice before PMHM's robust loss starts. From the first step, PMHM leaves a fresh
+    # mask head stuck on "all background": foreground pixels are its least confident ones, so they fall
+    # in the uncertain region, which only carries the weak Tversky term (measured: positive objects' max
+    # logit -9.7 after 100 steps). The auxiliary heads are re-copied from the main head when PMHM starts.
+    pmhm_warmup_epochs: int = 1  # PMHM robust loss replaces the weighted focal mask loss (needs model.aux_heads >= 1)
     strategy: str = "none"  # label-noise-learning strategy, one of STRATEGIES (see strategies.py)
     sce: SCEConfig = field(default_factory=SCEConfig)
     gce: GCEConfig = field(default_factory=GCEConfig)

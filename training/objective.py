@@ -51,10 +51,14 @@ def clip_positive_logits(outputs: dict, batch: dict) -> torch.Tensor:
     return outputs["positive_logits"].reshape(b, t, k).mean(1)
 
 
-def mask_loss(rows: dict, config, progress: float) -> tuple:
-    """The configured base mask loss of flattened rows: PMHM, or focal+dice on the final layer plus, with
-    deep supervision, on every earlier decoder layer. -> (total, {name: detached value})."""
-    if config.loss.pmhm:
+def pmhm_active(config, epoch: int) -> bool:
+    return bool(config.loss.pmhm) and epoch >= config.loss.pmhm_warmup_epochs
+
+
+def mask_loss(rows: dict, config, progress: float, epoch: int) -> tuple:
+    """The configured base mask loss of flattened rows: PMHM (after its warm-up epochs), or focal+dice on
+    the final layer plus, with deep supervision, on every earlier decoder layer. -> (total, parts)."""
+    if pmhm_active(config, epoch):
         from .pmhm_loss import pmhm_mask_loss
 
         total, pmhm_parts = pmhm_mask_loss(rows["logits"], rows["aux"], rows["target"], rows["weight"],
@@ -83,7 +87,8 @@ def add_positive_loss(mask_total: torch.Tensor, parts: dict, outputs: dict, batc
     return total, parts
 
 
-def compute_loss(outputs: dict, batch: dict, config, progress: float) -> tuple:
-    """-> (total loss, {name: detached value}). progress in [0, 1] drives PMHM's Tversky annealing."""
-    mask_total, parts = mask_loss(flatten_batch(outputs, batch), config, progress)
+def compute_loss(outputs: dict, batch: dict, config, progress: float, epoch: int) -> tuple:
+    """-> (total loss, {name: detached value}). progress in [0, 1] drives PMHM's Tversky annealing; epoch
+    (0-based) decides whether PMHM's warm-up is over."""
+    mask_total, parts = mask_loss(flatten_batch(outputs, batch), config, progress, epoch)
     return add_positive_loss(mask_total, parts, outputs, batch, config)

@@ -105,7 +105,7 @@ class Strategy:
         return add_positive_loss(mask_total, parts, outputs, batch, self.config)
 
     def mask_loss(self, rows: dict, batch: dict, forward, context: StepContext) -> tuple:
-        return objective.mask_loss(rows, self.config, context.progress)
+        return objective.mask_loss(rows, self.config, context.progress, context.epoch)
 
     def final_models(self, models: list, log=print) -> list:
         """[(file name, model, extra info)] to save when training ends."""
@@ -131,7 +131,7 @@ class AddedTerm(Strategy):
         raise NotImplementedError
 
     def mask_loss(self, rows, batch, forward, context):
-        total, parts = objective.mask_loss(rows, self.config, context.progress)
+        total, parts = objective.mask_loss(rows, self.config, context.progress, context.epoch)
         prepared = self.prepare(rows, batch)
         terms = [self.term(logits, rows, prepared) for logits in supervised_layers(rows, self.config)]
         parts[self.name] = terms[0].detach()  # final layer, unweighted
@@ -230,7 +230,7 @@ class NPN(Strategy):
     def mask_loss(self, rows, batch, forward, context):
         counts, current = self.candidates.update(row_keys(batch), rows["logits"], rows["target"])
         if context.epoch < self.params.warmup_epochs:
-            return objective.mask_loss(rows, self.config, context.progress)
+            return objective.mask_loss(rows, self.config, context.progress, context.epoch)
         images = batch["images"]
         strong_rows = flatten_batch(forward(strong_view(images, self.strong_generator(context.step, images.device))),
                                     batch)

@@ -175,6 +175,10 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
         dataset.set_epoch(epoch)
         order = epoch_order(len(dataset), config.seed, epoch, rank, world)
         context = StepContext(progress=step / max(1, total_steps - 1), epoch=epoch, step=step)
+        if config.loss.pmhm and step_in_epoch == 0 and epoch == config.loss.pmhm_warmup_epochs > 0:
+            for member in members:  # PMHM starts now: its auxiliary heads become copies of the trained main head
+                segmenter = member.model.segmenter
+                segmenter.aux_heads.reset_from(segmenter.decoder.mask_head)
         logged = None  # the first model's loss parts
         for member, indices in zip(members, strategy.batches(epoch, step_in_epoch, order, config.batch_size, score)):
             batch = load_batch(dataset, indices, device)

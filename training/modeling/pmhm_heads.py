@@ -26,14 +26,17 @@ class AuxiliaryMaskHeads(nn.Module):
         super().__init__()
         if not 0 <= count <= 2:
             raise ValueError("PMHM supports 0 to 2 auxiliary heads, got %d" % count)
-        self.heads = nn.ModuleList()
-        for _ in range(count):
-            head = copy.deepcopy(main_head)
-            with torch.no_grad():
-                for parameter in head.parameters():
-                    parameter.add_(torch.randn_like(parameter) * init_noise)
-            self.heads.append(head)
-        self.p_drop, self.noise_ratio, self.freeze_prob = p_drop, noise_ratio, freeze_prob
+        self.heads = nn.ModuleList([copy.deepcopy(main_head) for _ in range(count)])
+        self.init_noise, self.p_drop, self.noise_ratio, self.freeze_prob = init_noise, p_drop, noise_ratio, freeze_prob
+        self.reset_from(main_head)
+
+    @torch.no_grad()
+    def reset_from(self, main_head: nn.Module) -> None:
+        """Every auxiliary head := the main head + N(0, init_noise); called at construction and again when
+        PMHM's robust loss starts after a warm-up, so the copies start from the trained main head."""
+        for head in self.heads:
+            for target, source in zip(head.parameters(), main_head.parameters()):
+                target.copy_(source + torch.randn_like(source) * self.init_noise)
 
     def forward(self, query: torch.Tensor, mask_features: torch.Tensor) -> list:
         """query (N, D), mask_features (N, D, H, W) -> list of (N, H, W) logits, one per auxiliary head.
