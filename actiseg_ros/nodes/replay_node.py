@@ -1,0 +1,202 @@
+"""replay_node: a camera stand-in. Publishes frames of a video file, an image folder, an ActionVOS sequence or
+the built-in synthetic stream on /camera/image_raw at a set rate (header stamp = publish time, frame_id from
+a parameter), and optionally a scripted sequence of actions on /actiseg/action.
+
+    replay_node --ros-args -p source:=synthetic -p rate:=30.0 -p action_script:="['auto']"
+    replay_node --ros-args -p source:=video -p path:=kitchen.mp4 -p action_script:="['0:cut onion with knife']"
+
+Parameters: source (synthetic | video | folder | actionvos), path, split and sequence (actionvos), seed,
+width, height and actions (synthetic; width/height 0 keep a recorded source's size), rate (Hz), start
+(first source frame), count (frames to publish, 0: the rest of the source, or forever with loop), loop,
+loop_frames (source frames in the loop, from start; 0: to the source's end),
+encoding (rgb8 | bgr8), frame_id, action_script (['auto']: the source's own narrations at the frames where
+they start; 'FRAME:TEXT' entries; [''] none), action_objects (named: send the narration text; scene: send
+JSON with the source's object list), preload (decode every frame before publishing, so slow decoding never
+lowers the rate), wait_for_subscribers (camera subscribers to wait for), wait_timeout (s), manifest (a
+JSON-lines file recording every published frame's stamp and source index, and every action sent).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from actiseg_ros.ros.frame_sources import SourceError, open_source, parse_script
+
+NODE_NAME = "actiseg_replay"
+IMAGE_TOPIC = "/camera/image_raw"
+ACTION_TOPIC = "/actiseg/action"
+
+REPLAY_PARAMETERS = {
+    "source": "synthetic", "path": "", "split": "val", "sequence": "", "seed": 0, "width": 640, "height": 480,
+    "actions": 4, "rate": 30.0, "start": 0, "count": 0, "loop": False, "encoding": "rgb8", "frame_id": "camera",
+    "loop_frames": 0, "action_script": ["auto"], "action_objects": "named", "preload": True, "wait_for_subscribers": 1,
+    "wait_timeout": 30.0, "manifest": "",
+}
+
+
+def frame_indices(length: int, start: int, count: int, loop: bool, loop_frames: int = 0):
+    """Source indices to publish, in order (a generator: with loop and count 0 it never ends). A loop runs over
+    [start, start + loop_frames), or [start, length) when loop_frames is 0."""
+    if not 0 <= start < length:
+        raise SourceError("start %d is outside the source's %d frames" % (start, length))
+    stop = min(length, start + loop_frames) if loop_frames > 0 else length
+    published = 0
+    index = start
+    while count <= 0 or published < count:
+        if index >= stop:
+            if not loop:
+                return
+            index = start
+        yield index
+        index += 1
+        published += 1
+
+
+def source_end(length: int, start: int, count: int, loop: bool, loop_frames: int) -> int:
+    """One past the last source index that frame_indices can yield."""
+    if loop:
+        return min(length, start + loop_frames) if loop_frames > 0 else length
+    return length if count <= 0 else min(length, start + count)
+
+
+def script_events(entries, source, start: int, end: int, objects_mode: str) -> dict:
+    """{source index: action text} to publish just before that frame."""
+    if objects_mode not in ("named", "scene"):
+        raise SourceError("action_objects must be 'named' or 'scene', got %r" % objects_mode)
+    events = {}
+    if list(entries) == ["auto"]:
+        for index, narration, names in source.auto_script(start, end):
+            events[index] = (json.dumps({"action": narration, "objects": names}) if objects_mode == "scene" and names
+                             else narration)
+    else:
+        for index, text in parse_script(entries):
+            events[index] = text
+    return events
+
+
+def encode_frame(rgb: np.ndarray, encoding: str) -> bytes:
+    if encoding == "rgb8":
+        return rgb.tobytes()
+    if encoding == "bgr8":
+        return np.ascontiguousarray(rgb[:, :, ::-1]).tobytes()
+    raise SourceError("the replay publishes rgb8 or bgr8, not %r" % encoding)
+
+
+def run(node, values: dict) -> int:
+    """Publish the frames and actions described by the parameter values; returns the process exit code."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from actiseg_ros.ros.qos import profile
+
+    log = node.get_logger()
+    source = open_source(values["source"], values["path"], values["seed"], (values["width"], values["height"]),
+                         values["actions"], values["split"], values["sequence"])
+    length = len(source)
+    end = source_end(length, values["start"], values["count"], values["loop"], values["loop_frames"])
+    events = script_events(values["action_script"], source, values["start"], end, values["action_objects"])
+    encoding = values["encoding"]
+    encode_frame(np.zeros((1, 1, 3), np.uint8), encoding)  # refuse a bad encoding before any waiting
+    cache = {}
+    if values["preload"]:
+        from tqdm import tqdm
+
+        wanted = range(values["start"], end)
+        for index in tqdm(wanted, desc="replay: preloading frames", unit="frame", file=sys.stderr):
+            rgb = source.frame(index)
+            cache[index] = (rgb.shape[:2], encode_frame(rgb, encoding))
+
+    image_pub = node.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
+    action_pub = node.create_publisher(String, ACTION_TOPIC, profile("command"))
+    deadline = time.monotonic() + values["wait_timeout"]
+    wanted_subscribers = values["wait_for_subscribers"]
+    import rclpy
+
+    while image_pub.get_subscription_count() < wanted_subscribers or (
+            events and wanted_subscribers > 0 and action_pub.get_subscription_count() < 1):
+        if time.monotonic() > deadline:
+            log.error("no subscriber on %s%s within %.0f s" % (image_pub.topic_name, " / " + action_pub.topic_name
+                                                               if events else "", values["wait_timeout"]))
+            return 2
+        rclpy.spin_once(node, timeout_sec=0.05)
+    if wanted_subscribers > 0:
+        time.sleep(1.0)  # let discovery finish in the other direction before the first (reliable) action
+
+    manifest = open(values["manifest"], "w") if values["manifest"] else None
+    if manifest:
+        manifest.write(json.dumps({"source": values["source"], "seed": values["seed"], "width": values["width"],
+                                   "height": values["height"], "actions": values["actions"], "rate": values["rate"],
+                                   "encoding": encoding}) + "\n")
+    period = 1.0 / values["rate"]
+    published = 0
+    began = time.monotonic()
+    try:
+        for index in frame_indices(length, values["start"], values["count"], values["loop"], values["loop_frames"]):
+            if index in events:
+                action_pub.publish(String(data=events[index]))
+                if manifest:
+                    manifest.write(json.dumps({"action": events[index], "before": published, "source_index": index})
+                                   + "\n")
+            if index in cache:
+                (height, width), data = cache[index]
+            else:
+                rgb = source.frame(index)
+                (height, width), data = rgb.shape[:2], encode_frame(rgb, encoding)
+            delay = began + published * period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -period:  # fell behind (slow decoding): restart the schedule instead of bursting
+                began = time.monotonic() - published * period
+            msg = Image()
+            msg.header.stamp = node.get_clock().now().to_msg()
+            msg.header.frame_id = values["frame_id"]
+            msg.height, msg.width, msg.encoding, msg.is_bigendian = height, width, encoding, 0
+            msg.step = width * 3
+            msg.data = data
+            image_pub.publish(msg)
+            if manifest:
+                manifest.write(json.dumps({"index": published, "source_index": index,
+                                           "stamp": [msg.header.stamp.sec, msg.header.stamp.nanosec]}) + "\n")
+            published += 1
+    finally:
+        if manifest:
+            manifest.close()
+    elapsed = time.monotonic() - began
+    log.info("published %d frames in %.1f s (%.1f Hz) and %d actions"
+             % (published, elapsed, published / max(elapsed, 1e-9), sum(1 for i in events)))
+    time.sleep(0.5)  # the last reliable messages leave before the participant goes
+    return 0
+
+
+def main(argv=None) -> int:
+    from actiseg_ros.dds import use_default_profile
+
+    use_default_profile()
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=sys.argv if argv is None else argv)
+    node = rclpy.create_node(NODE_NAME)
+    code = 1
+    try:
+        values = {}
+        for name, default in REPLAY_PARAMETERS.items():
+            values[name] = node.declare_parameter(name, default).value
+        code = run(node, values)
+    except SourceError as err:
+        node.get_logger().error(str(err))
+        code = 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        code = 0
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Newest-frame-only hand-off between the ROS executor and the inference thread.
+
+A camera delivers frames faster than a slow model segments them. Queueing them makes latency grow without
+bound; instead the executor's callback only drops the frame into a one-place slot (overwriting, and
+counting, a frame the worker has not taken yet) and returns at once, and a worker thread segments whatever
+frame is newest when it becomes free.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+
+class LatestFrameSlot:
+    """put(item) never blocks; take(timeout) returns the newest item not yet taken, or None on timeout/close."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._item = None
+        self._has_item = False
+        self._closed = False
+        self.received = 0
+        self.dropped = 0  # items overwritten before the worker took them
+
+    def put(self, item) -> None:
+        with self._condition:
+            self.received += 1
+            if self._has_item:
+                self.dropped += 1
+            self._item, self._has_item = item, True
+            self._condition.notify()
+
+    def take(self, timeout: float | None = None):
+        with self._condition:
+            if not self._has_item and not self._closed:
+                self._condition.wait(timeout)
+            if not self._has_item:
+                return None
+            item, self._item, self._has_item = self._item, None, False
+            return item
+
+    def close(self) -> None:
+        """Wake a waiting take(); later takes return what is left, then None."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class FrameWorker:
+    """A thread that takes items from a LatestFrameSlot and calls handle(item) until stopped.
+
+    handle() must not raise; if it does anyway, on_error(exception) is called and the worker goes on, so a
+    bad frame can never stop the pipeline.
+    """
+
+    def __init__(self, slot: LatestFrameSlot, handle, on_error=None, name: str = "actiseg-inference"):
+        self.slot = slot
+        self.handle = handle
+        self.on_error = on_error
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.busy_seconds = 0.0
+        self.handled = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item = self.slot.take(timeout=0.1)
+            if item is None:
+                continue
+            began = time.perf_counter()
+            try:
+                self.handle(item)
+            except Exception as err:  # the worker must outlive any frame
+                if self.on_error is not None:
+                    self.on_error(err)
+            self.busy_seconds += time.perf_counter() - began
+            self.handled += 1
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop after the frame in progress; True when the thread has ended."""
+        self._stop.set()
+        self.slot.close()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()

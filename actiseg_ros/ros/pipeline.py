@@ -1,0 +1,193 @@
+"""One camera frame -> the node's outputs, with no ROS in sight: the action in force, its prompts, the model,
+temporal smoothing of the positive scores and the label image.
+
+Thread model: request_action() and update_settings() are called from the ROS executor; process() from the
+inference worker. A new action is parsed (and refused) at once, but only applied at the start of the next
+process() call, so a frame is always segmented with one consistent set of prompts and an action change
+takes effect with the next frame the worker takes.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from actiseg_ros.inference.postprocess import sigmoid
+from actiseg_ros.inference.predictor import labels_for_active, object_results
+from actiseg_ros.inference.preprocess import logits_to_camera
+from actiseg_ros.ros.action_parsing import ActionCommand, build_prompts, parse_action
+from actiseg_ros.ros.params import Settings
+from actiseg_ros.ros.smoothing import ScoreSmoother
+
+
+@dataclass
+class ObjectOutput:
+    id: int  # label value in /actiseg/labels (1-based position in the candidate list)
+    name: str
+    prompt: str
+    score: float  # the score the decision used (smoothed when smoothing is on)
+    raw_score: float  # this frame's score
+    active: bool
+    bbox: tuple | None  # (x_min, y_min, x_max, y_max) inclusive camera pixels
+    area: int  # pixels labelled `id`
+
+
+@dataclass
+class FrameResult:
+    labels: np.ndarray  # (H, W) uint8: 0 none, i = objects[i - 1]
+    mask: np.ndarray  # (H, W) uint8: 255 where any active object is
+    objects: list  # ObjectOutput per candidate
+    action: ActionCommand | None
+    timings_ms: dict = field(default_factory=dict)
+
+
+class PerceptionPipeline:
+    def __init__(self, predictor, settings: Settings, vocabulary=None):
+        """predictor: actiseg_ros.inference.predictor.Predictor (or anything with its infer/set_prompts/card)."""
+        self.predictor = predictor
+        self.vocabulary = vocabulary
+        self._lock = threading.Lock()
+        self._settings = settings
+        self._smoother = ScoreSmoother(settings.smoothing_alpha, settings.smoothing_hysteresis)
+        self._action_text = ""  # the last accepted command, re-parsed when the candidate parameters change
+        self._pending: tuple | None = None  # (ActionCommand | None,) waiting for the worker
+        self._current: ActionCommand | None = None
+        self._prompts: list = []
+
+    # --- executor side ----------------------------------------------------------------------------------
+
+    def parse(self, text: str, settings: Settings | None = None) -> ActionCommand | None:
+        """Parse a command with the candidate settings; raises ActionError."""
+        settings = settings or self._settings
+        return parse_action(text, self.vocabulary, settings.always_objects, settings.objects, settings.max_objects)
+
+    def request_action(self, text: str) -> ActionCommand | None:
+        """Parse and queue an action for the next frame; raises ActionError (the current action stays)."""
+        command = self.parse(text)
+        with self._lock:
+            self._action_text = text
+            self._pending = (command,)
+        return command
+
+    def check_settings(self, settings: Settings) -> None:
+        """Raise ActionError if the action in force would be invalid under new candidate settings."""
+        self.parse(self._action_text, settings)
+
+    def update_settings(self, settings: Settings) -> None:
+        """Apply runtime-changeable settings; the action is re-parsed when its candidate lists changed."""
+        old = self._settings
+        reparse = (old.objects, old.always_objects, old.max_objects) != (settings.objects, settings.always_objects,
+                                                                         settings.max_objects)
+        with self._lock:
+            command = self.parse(self._action_text, settings) if reparse else None  # may raise: nothing changed yet
+            self._settings = settings
+            if reparse:
+                self._pending = (command,)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def action(self) -> ActionCommand | None:
+        return self._current
+
+    # --- worker side ------------------------------------------------------------------------------------
+
+    def _apply_pending(self, settings: Settings) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        self._smoother.configure(settings.smoothing_alpha, settings.smoothing_hysteresis)
+        if pending is None:
+            return
+        command = pending[0]
+        if command is not None:
+            prompts = build_prompts(command, self.predictor.card.prompt_template)
+            self.predictor.set_prompts(prompts)  # encodes new prompts once (cached per string)
+            self._prompts = prompts
+        else:
+            self._prompts = []
+        self._current = command
+        self._smoother.reset()
+
+    def process(self, rgb: np.ndarray) -> FrameResult:
+        """(H, W, 3) uint8 RGB -> FrameResult. With no action in force the model is not run: empty outputs."""
+        settings = self._settings
+        began = time.perf_counter()
+        self._apply_pending(settings)
+        command = self._current
+        height, width = rgb.shape[:2]
+        timings = {"prompts": 1000 * (time.perf_counter() - began)}
+        if command is None:
+            labels = np.zeros((height, width), np.uint8)
+            return FrameResult(labels=labels, mask=labels.copy(), objects=[], action=None, timings_ms=timings)
+        mask_logits, positive_logits, box, model_timings = self.predictor.infer(rgb)
+        timings.update(model_timings)
+        post_began = time.perf_counter()
+        raw = sigmoid(np.asarray(positive_logits, np.float32)).astype(np.float32)  # (K,)
+        if settings.smoothing_enabled:
+            scores, active = self._smoother.update(raw, settings.positive_gate)
+        else:
+            scores, active = raw, raw >= settings.positive_gate
+        active_index = np.flatnonzero(active)
+        active_logits = logits_to_camera(mask_logits[active_index], box) if len(active_index) else None
+        labels = labels_for_active(active_logits, active_index, (height, width), settings.mask_threshold)
+        results = object_results(labels, self._prompts, scores, active)
+        objects = [ObjectOutput(id=r.index + 1, name=command.objects[r.index], prompt=r.prompt, score=float(r.score),
+                                raw_score=float(raw[r.index]), active=r.active, bbox=r.bbox, area=r.area)
+                   for r in results]
+        mask = cv2.compare(labels, 0, cv2.CMP_GT)  # 255 where labelled
+        timings["postprocess"] = 1000 * (time.perf_counter() - post_began)
+        return FrameResult(labels=labels, mask=mask, objects=objects, action=command, timings_ms=timings)
+
+
+# --- construction (at configure) ---------------------------------------------------------------------------
+
+class ConfigureError(RuntimeError):
+    """The pipeline cannot be built from the settings; the message says what to fix."""
+
+
+def resolve_model_dir(model_dir: str):
+    from pathlib import Path
+
+    if model_dir:
+        return Path(model_dir).expanduser()
+    from actiseg_ros.paths import models_dir
+
+    try:
+        return models_dir() / "default"
+    except FileNotFoundError as err:
+        raise ConfigureError("no model_dir set and %s" % err) from None
+
+
+def create_pipeline(settings: Settings) -> PerceptionPipeline:
+    """Load the model named by the settings and queue the initial action; raises ConfigureError."""
+    from actiseg_ros.inference.predictor import Predictor
+    from actiseg_ros.ros.action_parsing import ActionError
+
+    model_dir = resolve_model_dir(settings.model_dir)
+    if not (model_dir / "model_card.json").is_file():
+        raise ConfigureError("%s is not an exported model folder (no model_card.json); set the parameter model_dir "
+                             "to the output of `actiseg export`" % model_dir)
+    try:
+        predictor = Predictor(model_dir, backend=settings.backend, fallback=settings.fallback_backend or None,
+                              threads=settings.threads, max_k=settings.max_objects)
+    except Exception as err:  # model card, graph, backend errors: all end the configure transition, never the node
+        raise ConfigureError("cannot load the model in %s: %s" % (model_dir, err)) from None
+    expected = tuple(settings.input_size)
+    if expected != (0, 0) and expected != tuple(predictor.card.input_hw):
+        predictor.close()
+        raise ConfigureError("the parameter input_size is %s but the model in %s takes %s (height, width); exported "
+                             "graphs have a fixed size: set input_size to [0, 0] or use a model exported at %s"
+                             % (list(expected), model_dir, list(predictor.card.input_hw), list(expected)))
+    pipeline = PerceptionPipeline(predictor, settings, predictor.card.raw.get("vocabulary") or None)
+    if settings.action:
+        try:
+            pipeline.request_action(settings.action)
+        except ActionError as err:
+            predictor.close()
+            raise ConfigureError("the parameter action is unusable: %s" % err) from None
+    return pipeline

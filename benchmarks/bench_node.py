@@ -1,0 +1,174 @@
+"""End-to-end latency and rate of the perception node over real DDS, against the bare engine.
+
+    python benchmarks/bench_node.py --model models/default --json benchmarks/results/bench_node.json
+
+1. Bare engine (in this process, nothing else running): the segmenter graph alone on a prepared input
+   (`actiseg bench`'s 'engine' path) and the whole camera path Predictor.predict (letterbox + engine + masks
+   at camera size), for the K prompts of the benchmark action.
+2. The node: perception_node and replay_node as separate processes; the replay publishes a 640x480 rgb8
+   synthetic stream at 30 Hz (preloaded, looping) for --seconds; this process subscribes to /actiseg/objects
+   over DDS with the product's Fast DDS profile and records, per output, arrival time minus the camera stamp.
+   Overhead = node end-to-end p50 - bare engine p50: conversion, letterbox, mask post-processing, message
+   building and two DDS hops (camera -> node -> subscriber).
+
+Targets (2-core CPU, ONNX Runtime, default model): output >= 15 Hz, p95 <= 100 ms, overhead p50 <= 8 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from actiseg_ros.ros import run_analysis
+from actiseg_ros.ros.processes import PERCEPTION_MODULE, REPLAY_MODULE, ChildNode, read_manifest, wait_until
+
+ACTION = "cut onion on chopping board with knife"  # 3 named objects + 2 hands = K 5
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list:
+    try:
+        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def bench_engine(model: Path, width: int, height: int, iterations: int, threads: int) -> dict:
+    from actiseg_ros.inference.bench import camera_frame, time_calls
+    from actiseg_ros.inference.predictor import Predictor
+    from actiseg_ros.ros.action_parsing import build_prompts, parse_action
+
+    predictor = Predictor(model, backend="ort-cpu", threads=threads)
+    try:
+        command = parse_action(ACTION, predictor.card.raw.get("vocabulary") or None, ("left hand", "right hand"))
+        predictor.set_prompts(build_prompts(command, predictor.card.prompt_template))
+        tokens, mask = predictor._text_tokens, predictor._text_mask  # the prepared prompt inputs of the graph
+        images = np.zeros((1, 3) + tuple(predictor.card.input_hw), np.float32)
+        engine = time_calls(lambda: predictor.segmenter.run(images, tokens, mask), iterations, 5)
+        frame = camera_frame(width, height)
+        camera = time_calls(lambda: predictor.predict(frame), iterations, 5)
+        return {"k": len(command.objects), "objects": list(command.objects), "engine": engine, "camera": camera,
+                "input_hw": list(predictor.card.input_hw), "providers": predictor.segmenter.providers}
+    finally:
+        predictor.close()
+
+
+def bench_node(model: Path, width: int, height: int, rate: float, seconds: float, threads: int, logs: Path) -> dict:
+    from actiseg_ros.ros.collector import OutputCollector
+
+    collector = OutputCollector("actiseg_bench")
+    node = ChildNode(PERCEPTION_MODULE, logs / "perception_node.log",
+                     {"model_dir": str(model), "backend": "ort-cpu", "threads": threads, "action": ACTION})
+    replay = None
+    try:
+        if not wait_until(lambda: not node.alive() or collector.lifecycle_state() == "active", 120):
+            raise SystemExit("the node did not become active:\n" + node.log_tail())
+        count = int(round(rate * seconds))
+        replay = ChildNode(REPLAY_MODULE, logs / "replay_node.log",
+                           {"source": "synthetic", "seed": 3, "width": width, "height": height, "rate": float(rate),
+                            "count": count, "loop": True, "loop_frames": 60, "action_script": [""],
+                            "manifest": str(logs / "manifest.jsonl")})
+        if replay.wait(seconds + 180) != 0:
+            raise SystemExit("the replay failed:\n" + replay.log_tail())
+        collector.wait_quiet(quiet=1.5, timeout=30)
+        diagnostics = dict(collector.diagnostics.get("actiseg: perception", {}))
+    finally:
+        if replay is not None:
+            replay.stop()
+        node.stop()
+        records = collector.snapshot()
+        collector.close()
+    _header, frames, _actions = read_manifest(logs / "manifest.jsonl")
+    matched = run_analysis.match_outputs(frames, records)
+    warm = [(f, r) for f, r in matched if f["index"] >= rate]  # skip the first second (first-run allocations)
+    latency = run_analysis.latency_ms(warm)
+    span = (frames[-1]["stamp_ns"] - frames[0]["stamp_ns"]) / 1e9
+    return {"frames_published": len(frames), "camera_hz": (len(frames) - 1) / span if span > 0 else None,
+            "frames_segmented": len(matched), "drops": len(frames) - len(matched),
+            "hz": run_analysis.output_rate(matched), "latency_ms_p50": run_analysis.percentile(latency, 50),
+            "latency_ms_p95": run_analysis.percentile(latency, 95), "latency_ms_max": run_analysis.percentile(latency, 100),
+            "node_processing_ms_p50": float(diagnostics["processing_ms_p50"])
+            if diagnostics.get("processing_ms_p50") else None,
+            "node_frames_dropped": int(diagnostics.get("frames_dropped") or 0)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="exported model folder (default: the installed models/default)")
+    parser.add_argument("--json", default="benchmarks/results/bench_node.json")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--rate", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--iterations", type=int, default=100, help="timed engine calls")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per core)")
+    args = parser.parse_args()
+
+    from actiseg_ros.dds import use_default_profile
+
+    use_default_profile()
+    if args.model:
+        model = Path(args.model)
+    else:
+        from actiseg_ros.paths import models_dir
+
+        model = models_dir() / "default"
+    logs = Path(tempfile.mkdtemp(prefix="actiseg_bench_node_"))
+    load_before = load_average()
+    engine = bench_engine(model, args.width, args.height, args.iterations, args.threads)
+    print("engine (K=%d): p50 %.1f ms, p95 %.1f ms; camera path p50 %.1f ms"
+          % (engine["k"], engine["engine"]["p50_ms"], engine["engine"]["p95_ms"], engine["camera"]["p50_ms"]))
+    node = bench_node(model, args.width, args.height, args.rate, args.seconds, args.threads, logs)
+    overhead = None if node["latency_ms_p50"] is None else node["latency_ms_p50"] - engine["engine"]["p50_ms"]
+    result = {
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
+                    "python": platform.python_version(), "load_average_before": load_before,
+                    "load_average_after": load_average()},
+        "model": {"dir": str(model), "input_hw": engine["input_hw"],
+                  "training_steps": _training_steps(model)},
+        "backend": "ort-cpu", "threads": args.threads, "stream": {"width": args.width, "height": args.height,
+                                                                  "rate": args.rate, "seconds": args.seconds},
+        "action": ACTION, "k": engine["k"],
+        "engine_ms": {"p50": engine["engine"]["p50_ms"], "p95": engine["engine"]["p95_ms"]},
+        "camera_path_ms": {"p50": engine["camera"]["p50_ms"], "p95": engine["camera"]["p95_ms"]},
+        "node": node,
+        "overhead_ms_p50": overhead,
+        "targets": {"hz_min": 15.0, "latency_ms_p95_max": 100.0, "overhead_ms_p50_max": 8.0},
+    }
+    result["targets_met"] = {"hz": node["hz"] >= 15.0,
+                             "latency_p95": node["latency_ms_p95"] is not None and node["latency_ms_p95"] <= 100.0,
+                             "overhead_p50": overhead is not None and overhead <= 8.0}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print("node: %.1f Hz out of %.1f Hz in, latency p50 %.1f ms / p95 %.1f ms, overhead p50 %.1f ms, %d of %d dropped"
+          % (node["hz"], node["camera_hz"] or 0, node["latency_ms_p50"] or -1, node["latency_ms_p95"] or -1,
+             overhead if overhead is not None else -1, node["drops"], node["frames_published"]))
+    print("targets met: %s; wrote %s" % (result["targets_met"], args.json))
+    return 0
+
+
+def _training_steps(model: Path):
+    try:
+        return json.loads((model / "model_card.json").read_text())["training"]["info"].get("steps")
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

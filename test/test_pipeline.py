@@ -1,0 +1,101 @@
+"""The frame pipeline with a real exported model: action in force, labels, action changes, configure errors."""
+import numpy as np
+import pytest
+
+from exported_model import tiny_export
+
+from actiseg_ros.data.synth import SceneStream
+from actiseg_ros.inference.predictor import Predictor
+from actiseg_ros.ros.action_parsing import ActionError
+from actiseg_ros.ros.params import make_settings
+from actiseg_ros.ros.pipeline import ConfigureError, create_pipeline
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return tiny_export(tmp_path_factory) / "model"
+
+
+@pytest.fixture(scope="module")
+def frames():
+    stream = SceneStream(seed=1, size=(160, 120), actions=2)
+    return [stream.render(i).rgb for i in (5, 40)]
+
+
+def settings(model, **values):
+    return make_settings(dict({"model_dir": str(model), "backend": "ort-cpu", "threads": 1,
+                               "smoothing.enabled": False}, **values))
+
+
+def test_no_action_gives_empty_outputs_without_running_the_model(model, frames):
+    pipeline = create_pipeline(settings(model))
+    result = pipeline.process(frames[0])
+    assert result.action is None and result.objects == [] and "segmenter" not in result.timings_ms
+    assert result.labels.shape == (120, 160) and not result.labels.any() and not result.mask.any()
+
+
+def test_labels_equal_the_offline_predictor(model, frames):
+    pipeline = create_pipeline(settings(model, positive_gate=0.0, action="cut onion with knife"))
+    result = pipeline.process(frames[0])
+    assert [o.name for o in result.objects] == ["onion", "knife", "left hand", "right hand"]
+    assert [o.id for o in result.objects] == [1, 2, 3, 4] and all(o.active for o in result.objects)
+    predictor = Predictor(model, backend="ort-cpu", threads=1, positive_gate=0.0)
+    predictor.set_prompts([o.prompt for o in result.objects])
+    assert result.objects[0].prompt == "onion used in the action of cut onion with knife"
+    offline = predictor.predict(frames[0])
+    np.testing.assert_array_equal(result.labels, offline.labels)
+    np.testing.assert_array_equal(result.mask, np.where(offline.labels > 0, 255, 0))
+    for got, expected in zip(result.objects, offline.objects):
+        assert (got.area, got.bbox, got.active) == (expected.area, expected.bbox, expected.active)
+        assert got.score == pytest.approx(expected.score)
+    assert result.labels.any(), "with gate 0 every object competes for pixels"
+
+
+def test_action_changes_apply_at_the_next_frame_and_bad_ones_keep_the_old(model, frames):
+    pipeline = create_pipeline(settings(model, action="stir pan"))
+    assert pipeline.process(frames[0]).action.narration == "stir pan"
+    pipeline.request_action("wash plate with sponge")
+    assert pipeline.action.narration == "stir pan"  # not yet: the worker applies it with the next frame
+    assert pipeline.process(frames[1]).action.narration == "wash plate with sponge"
+    with pytest.raises(ActionError):
+        pipeline.request_action('{"action": 3}')
+    assert pipeline.process(frames[1]).action.narration == "wash plate with sponge"
+    pipeline.request_action("")
+    assert pipeline.process(frames[1]).action is None
+
+
+def test_gate_changes_at_runtime(model, frames):
+    pipeline = create_pipeline(settings(model, positive_gate=0.0, action="stir pan"))
+    assert all(o.active for o in pipeline.process(frames[0]).objects)
+    pipeline.update_settings(settings(model, positive_gate=1.0, action="stir pan"))
+    result = pipeline.process(frames[0])
+    assert not any(o.active for o in result.objects) and not result.mask.any()
+
+
+def test_candidate_parameters_re_parse_the_action(model, frames):
+    pipeline = create_pipeline(settings(model, action="stir pan"))
+    pipeline.update_settings(settings(model, action="stir pan", objects=["lid"], always_objects=[""]))
+    assert [o.name for o in pipeline.process(frames[0]).objects] == ["pan", "lid"]
+    with pytest.raises(ActionError, match="at most 1"):
+        pipeline.check_settings(settings(model, action="stir pan", max_objects=1))
+
+
+def test_smoothing_keeps_scores_between_frames(model, frames):
+    pipeline = create_pipeline(settings(model, **{"action": "stir pan", "smoothing.enabled": True,
+                                                  "smoothing.alpha": 0.5}))
+    first = pipeline.process(frames[0]).objects
+    second = pipeline.process(frames[1]).objects
+    for a, b in zip(first, second):
+        assert b.score == pytest.approx(0.5 * a.raw_score + 0.5 * b.raw_score, abs=1e-6)
+
+
+def test_configure_errors_name_the_problem(model, tmp_path):
+    with pytest.raises(ConfigureError, match="not an exported model folder"):
+        create_pipeline(settings(tmp_path))
+    with pytest.raises(ConfigureError, match="input_size"):
+        create_pipeline(settings(model, input_size=[192, 320]))
+    with pytest.raises(ConfigureError, match="parameter action"):
+        create_pipeline(settings(model, action='{"objects": 5}'))
+    (tmp_path / "model_card.json").write_text("{}")
+    with pytest.raises(ConfigureError, match="cannot load the model"):
+        create_pipeline(settings(tmp_path))
