@@ -2,13 +2,14 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from actiseg_ros.data import actionvos
 
-ACTISEG = [sys.executable, "-m", "actiseg_ros.cli"]
+ACTISEG = [str(Path(sys.executable).with_name("actiseg"))]
 
 
 def actiseg(*args):

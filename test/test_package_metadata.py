@@ -14,7 +14,7 @@ RUNTIME = REPO / "actiseg_ros"
 # Python import name -> rosdep key that provides it on a ROS 2 install.
 ROSDEP_KEYS = {
     "rclpy": "rclpy", "sensor_msgs": "sensor_msgs", "std_msgs": "std_msgs", "std_srvs": "std_srvs",
-    "diagnostic_msgs": "diagnostic_msgs", "lifecycle_msgs": "lifecycle_msgs", "cv_bridge": "cv_bridge",
+    "diagnostic_msgs": "diagnostic_msgs", "lifecycle_msgs": "lifecycle_msgs", "rcl_interfaces": "rcl_interfaces", "cv_bridge": "cv_bridge",
     "launch": "launch", "launch_ros": "launch_ros", "ament_index_python": "ament_index_python",
     "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "PIL": "python3-pil",
     "tqdm": "python3-tqdm",
@@ -80,7 +80,6 @@ def installed_prefix(tmp_path_factory):
     prefix = tmp_path_factory.mktemp("prefix")
     build = tmp_path_factory.mktemp("src")
     # Build from a copy so the test never races a concurrent install from the working tree.
-    subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], check=True, capture_output=True)
     files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
                            check=True, capture_output=True).stdout.decode().split("\0")
     for name in filter(None, files):
@@ -100,8 +99,8 @@ def test_pip_install_puts_share_files_and_ament_marker(installed_prefix):
     assert (share / "package.xml").is_file()
     assert (share / "config" / "fastdds_shm.xml").is_file()
     for folder in ("launch", "config", "models"):
-        tracked = {p.relative_to(REPO).as_posix() for p in (REPO / folder).rglob("*") if p.is_file()
-                   and "__pycache__" not in p.parts}
+        tracked = set(subprocess.run(["git", "-C", str(REPO), "ls-files", folder], check=True, capture_output=True,
+                                     text=True).stdout.split())
         installed = {p.relative_to(share).as_posix() for p in (share / folder).rglob("*") if p.is_file()}
         assert tracked <= installed, "not installed: %s" % sorted(tracked - installed)
     assert (installed_prefix / "bin" / "actiseg").is_file()

@@ -14,9 +14,11 @@ torch = pytest.importorskip("torch", reason="training tests need torch (pip inst
 
 from actiseg_ros.training.config import configs_dir, load_config  # noqa: E402
 
-ACTISEG = [sys.executable, "-m", "actiseg_ros.cli"]
-# Small, fast and deterministic: 2 torch threads in every run so float results are comparable.
-TINY = ["--config", "tiny", "--set", "threads=2"]
+# The installed console script: `python -m` from the repository would import the source tree, where
+# actiseg_ros.training does not exist (training/ is installed into it).
+ACTISEG = [str(Path(sys.executable).with_name("actiseg"))]
+# Small, fast and deterministic: one torch thread (two spin-wait badly when the CPU is shared).
+TINY = ["--config", "tiny", "--set", "threads=1"]
 
 
 def run(args, **kwargs):
