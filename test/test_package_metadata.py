@@ -21,8 +21,9 @@ ROSDEP_KEYS = {
 }
 # No rosdep key exists for these: they must be listed in requirements-runtime.txt (installed with pip).
 PIP_ONLY = {"onnxruntime": "onnxruntime", "tokenizers": "tokenizers"}
-# Optional backends: imported only when selected, documented in the README, never exec_depends.
-OPTIONAL = {"tensorrt", "pycuda", "cuda"}
+# Optional: imported only when selected (TensorRT backend, its CUDA memory) or for an extra report
+# (onnx: the bench's FLOP count), documented in the README, never exec_depends.
+OPTIONAL = {"tensorrt", "pycuda", "cuda", "onnx"}
 
 
 def _exec_depends():
