@@ -67,7 +67,7 @@ setup(
             "scikit-image",
         ],
         # Native TensorRT backend; the wheels come from NVIDIA (JetPack ships them on Jetson).
-        "trt": ["tensorrt"],
+        "trt": ["tensorrt", "cuda-python"],  # cuda-python: device buffers for the native TensorRT engine
         "gpu": ["onnxruntime-gpu"],
     },
     zip_safe=True,
