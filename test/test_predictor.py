@@ -9,8 +9,8 @@ import pytest
 from actiseg_ros.inference.engines.base import EngineInputError
 from actiseg_ros.inference.engines.onnxruntime_engine import OrtTextEngine
 from actiseg_ros.inference.model_card import ModelCardError, load_model_card
-from actiseg_ros.inference.postprocess import active_objects, compose_labels
-from actiseg_ros.inference.predictor import Predictor, labels_for_active, object_results
+from actiseg_ros.inference.postprocess import active_objects, compose_labels, labels_for_active
+from actiseg_ros.inference.predictor import Predictor, object_results
 from actiseg_ros.inference.preprocess import letterbox_image, letterbox_labels, logits_to_camera
 from actiseg_ros.inference.text import PromptEncoder
 from actiseg_ros.inference.tokenizer import PromptTokenizer
@@ -78,7 +78,15 @@ def test_alignment_when_content_is_not_a_multiple_of_the_stride():
 
 # --- label composition and per-object results (pure) ---------------------------------------------------
 
-def test_labels_for_active_equal_compose_labels():
+def argmax_labels(logits, active, threshold):
+    """The obvious reference: argmax over active objects' logits, kept where above the threshold."""
+    scores = np.where(active[:, None, None], logits, -np.inf)
+    best = scores.argmax(axis=0)
+    best_score = np.take_along_axis(scores, best[None], axis=0)[0]
+    return np.where(best_score > np.float32(np.log(threshold / (1 - threshold))), best + 1, 0).astype(np.uint8)
+
+
+def test_labels_for_active_equal_the_argmax_reference():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(6, 37, 53)).astype(np.float32)
     logits[2, :5] = logits[4, :5]  # exact ties: the lower index wins in both
@@ -88,9 +96,10 @@ def test_labels_for_active_equal_compose_labels():
     for active in (np.array([1, 0, 1, 1, 0, 1], bool), np.ones(6, bool), np.zeros(6, bool), np.eye(6, dtype=bool)[3]):
         index = np.flatnonzero(active)
         for threshold in (0.5, 0.7, 0.3):
-            expected = compose_labels(logits, active, threshold)
+            expected = argmax_labels(logits, active, threshold)
             got = labels_for_active(logits[index], index, logits.shape[1:], threshold)
             np.testing.assert_array_equal(got, expected)
+            np.testing.assert_array_equal(compose_labels(logits, active, threshold), expected)
             assert got.dtype == np.uint8
 
 

@@ -21,7 +21,7 @@ from .engines.onnxruntime_engine import OrtOptions
 from .engines.select import AUTO, create_engine
 from .engines.tensorrt_engine import TrtOptions
 from .model_card import ModelCardError, load_model_card
-from .postprocess import active_objects, sigmoid
+from .postprocess import active_objects, labels_for_active, sigmoid
 from .preprocess import PIXEL_MEAN, PIXEL_SCALE, letterbox_image, logits_to_camera, normalize
 from .text import PromptEncoder
 from .tokenizer import PromptTokenizer
@@ -56,36 +56,6 @@ def check_frame(rgb) -> np.ndarray:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
         raise EngineInputError("the frame must be an (H, W, 3) uint8 RGB image, got %s %s" % (rgb.shape, rgb.dtype))
     return rgb
-
-
-def logit_threshold(probability: float) -> np.float32:
-    """The mask threshold as a float32 logit: compose_labels compares float32 scores with a Python float,
-    which NumPy 2 (NEP 50) rounds to float32, so this decides pixels on the threshold identically."""
-    return np.float32(np.log(probability / (1.0 - probability)))
-
-
-def labels_for_active(camera_logits_active: np.ndarray, active_index: np.ndarray, image_hw,
-                      threshold: float) -> np.ndarray:
-    """compose_labels(all K logits, active) computed from the active objects' logits alone.
-
-    camera_logits_active: (A, H, W) float32 logits of the objects listed in active_index (ascending).
-    Same labels as compose_labels (most confident active object above the threshold wins, ties to the
-    lower index), but inactive objects are never resized to camera size, and a running maximum with
-    OpenCV's masked copy replaces the (K, H, W) argmax: at 1280x720 numpy's axis-0 argmax and boolean
-    assignment cost ~10 ms per object, this ~1 ms.
-    """
-    labels = np.zeros(tuple(image_hw), np.uint8)
-    if len(active_index) == 0:
-        return labels
-    best = np.full(tuple(image_hw), logit_threshold(threshold), np.float32)
-    value = np.empty_like(labels)
-    for logits, index in zip(camera_logits_active, active_index):
-        logits = np.ascontiguousarray(logits, np.float32)
-        better = cv2.compare(logits, best, cv2.CMP_GT)  # 255 where strictly more confident: ties keep the earlier
-        cv2.max(best, logits, dst=best)
-        value.fill(int(index) + 1)
-        cv2.copyTo(value, better, labels)
-    return labels
 
 
 def object_results(labels: np.ndarray, prompts, scores, active) -> list:

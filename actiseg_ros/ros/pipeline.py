@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from actiseg_ros.inference.postprocess import sigmoid
-from actiseg_ros.inference.predictor import labels_for_active, object_results
+from actiseg_ros.inference.postprocess import labels_for_active
+from actiseg_ros.inference.predictor import object_results
 from actiseg_ros.inference.preprocess import logits_to_camera
 from actiseg_ros.ros.action_parsing import ActionCommand, build_prompts, parse_action
 from actiseg_ros.ros.params import Settings
