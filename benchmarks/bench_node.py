@@ -9,7 +9,14 @@
    synthetic stream at 30 Hz (preloaded, looping) for --seconds; this process subscribes to /actiseg/objects
    over DDS with the product's Fast DDS profile and records, per output, arrival time minus the camera stamp.
    Overhead = node end-to-end p50 - bare engine p50: conversion, letterbox, mask post-processing, message
-   building and two DDS hops (camera -> node -> subscriber).
+   building, two DDS hops (camera -> node -> subscriber), and the age of the frame when the inference thread
+   takes it (when the model is slower than the camera, the newest frame waited on average half a camera
+   period). Because other load on the machine moves the engine time between runs, the overhead is also given
+   paired per frame: the frame's end-to-end latency minus the engine time the node measured for that frame
+   (the node reports its stage times in /actiseg/objects), with and without the frame's wait.
+
+Every candidate is forced active (positive_gate 0, as `actiseg bench` does), so mask post-processing is timed
+at its full cost whatever the model's scores.
 
 Targets (2-core CPU, ONNX Runtime, default model): output >= 15 Hz, p95 <= 100 ms, overhead p50 <= 8 ms.
 """
@@ -54,11 +61,11 @@ def bench_engine(model: Path, width: int, height: int, iterations: int, threads:
     from actiseg_ros.inference.predictor import Predictor
     from actiseg_ros.ros.action_parsing import build_prompts, parse_action
 
-    predictor = Predictor(model, backend="ort-cpu", threads=threads)
+    predictor = Predictor(model, backend="ort-cpu", threads=threads, positive_gate=0.0)
     try:
         command = parse_action(ACTION, predictor.card.raw.get("vocabulary") or None, ("left hand", "right hand"))
         predictor.set_prompts(build_prompts(command, predictor.card.prompt_template))
-        tokens, mask = predictor._text_tokens, predictor._text_mask  # the prepared prompt inputs of the graph
+        tokens, mask = predictor.prompt_features
         images = np.zeros((1, 3) + tuple(predictor.card.input_hw), np.float32)
         engine = time_calls(lambda: predictor.segmenter.run(images, tokens, mask), iterations, 5)
         frame = camera_frame(width, height)
@@ -74,10 +81,11 @@ def bench_node(model: Path, width: int, height: int, rate: float, seconds: float
 
     collector = OutputCollector("actiseg_bench")
     node = ChildNode(PERCEPTION_MODULE, logs / "perception_node.log",
-                     {"model_dir": str(model), "backend": "ort-cpu", "threads": threads, "action": ACTION})
+                     {"model_dir": str(model), "backend": "ort-cpu", "threads": threads, "action": ACTION,
+                      "positive_gate": 0.0})
     replay = None
     try:
-        if not wait_until(lambda: not node.alive() or collector.lifecycle_state() == "active", 120):
+        if not wait_until(lambda: not node.alive() or collector.lifecycle_state() == "active", 120) or not node.alive():
             raise SystemExit("the node did not become active:\n" + node.log_tail())
         count = int(round(rate * seconds))
         replay = ChildNode(REPLAY_MODULE, logs / "replay_node.log",
@@ -96,15 +104,24 @@ def bench_node(model: Path, width: int, height: int, rate: float, seconds: float
         collector.close()
     _header, frames, _actions = read_manifest(logs / "manifest.jsonl")
     matched = run_analysis.match_outputs(frames, records)
-    warm = [(f, r) for f, r in matched if f["index"] >= rate]  # skip the first second (first-run allocations)
+    warm = [(f, r) for f, r in matched if f["index"] >= rate and "received" in r]  # skip the first second
     latency = run_analysis.latency_ms(warm)
+    stages = {}
+    for _frame, record in warm:
+        for stage, value in record["objects"].get("timings_ms", {}).items():
+            stages.setdefault(stage, []).append(value)
+    engine = np.array(stages.get("segmenter", [np.nan] * len(warm)))
+    waiting = np.array(stages.get("waiting", [0.0] * len(warm)))
+    node_work = sum(np.array(v) for k, v in stages.items() if k != "waiting") if stages else np.zeros(len(warm))
     span = (frames[-1]["stamp_ns"] - frames[0]["stamp_ns"]) / 1e9
     return {"frames_published": len(frames), "camera_hz": (len(frames) - 1) / span if span > 0 else None,
             "frames_segmented": len(matched), "drops": len(frames) - len(matched),
             "hz": run_analysis.output_rate(matched), "latency_ms_p50": run_analysis.percentile(latency, 50),
             "latency_ms_p95": run_analysis.percentile(latency, 95), "latency_ms_max": run_analysis.percentile(latency, 100),
-            "node_processing_ms_p50": float(diagnostics["processing_ms_p50"])
-            if diagnostics.get("processing_ms_p50") else None,
+            "stage_ms_p50": {k: float(np.median(v)) for k, v in stages.items()},
+            "paired_overhead_ms_p50": run_analysis.percentile(latency - engine, 50),
+            "paired_overhead_without_wait_ms_p50": run_analysis.percentile(latency - engine - waiting, 50),
+            "transport_and_publish_ms_p50": run_analysis.percentile(latency - waiting - node_work, 50),
             "node_frames_dropped": int(diagnostics.get("frames_dropped") or 0)}
 
 
@@ -142,8 +159,8 @@ def main() -> int:
                     "load_average_after": load_average()},
         "model": {"dir": str(model), "input_hw": engine["input_hw"],
                   "training_steps": _training_steps(model)},
-        "backend": "ort-cpu", "threads": args.threads, "stream": {"width": args.width, "height": args.height,
-                                                                  "rate": args.rate, "seconds": args.seconds},
+        "backend": "ort-cpu", "threads": args.threads, "positive_gate": 0.0,
+        "stream": {"width": args.width, "height": args.height, "rate": args.rate, "seconds": args.seconds},
         "action": ACTION, "k": engine["k"],
         "engine_ms": {"p50": engine["engine"]["p50_ms"], "p95": engine["engine"]["p95_ms"]},
         "camera_path_ms": {"p50": engine["camera"]["p50_ms"], "p95": engine["camera"]["p95_ms"]},
@@ -159,6 +176,11 @@ def main() -> int:
     print("node: %.1f Hz out of %.1f Hz in, latency p50 %.1f ms / p95 %.1f ms, overhead p50 %.1f ms, %d of %d dropped"
           % (node["hz"], node["camera_hz"] or 0, node["latency_ms_p50"] or -1, node["latency_ms_p95"] or -1,
              overhead if overhead is not None else -1, node["drops"], node["frames_published"]))
+    print("per frame (p50): %s; paired overhead %.1f ms (%.1f ms without the frame's wait for the inference thread); "
+          "DDS + publishing %.1f ms" % (", ".join("%s %.1f" % kv for kv in node["stage_ms_p50"].items()),
+                                        node["paired_overhead_ms_p50"] or -1,
+                                        node["paired_overhead_without_wait_ms_p50"] or -1,
+                                        node["transport_and_publish_ms_p50"] or -1))
     print("targets met: %s; wrote %s" % (result["targets_met"], args.json))
     return 0
 

@@ -40,9 +40,10 @@ def test_objects_document():
                             bbox=(1, 2, 30, 40), area=900),
                ObjectOutput(id=2, name="knife", prompt="q", score=0.1, raw_score=0.1, active=False, bbox=None, area=0)]
     command = ActionCommand(narration="cut onion with knife", objects=("onion", "knife"), named=("onion", "knife"))
-    msg = objects_msg(header(), command, objects, (480, 640))
+    msg = objects_msg(header(), command, objects, (480, 640), {"segmenter": 41.234})
     document = json.loads(msg.data)
-    assert document == objects_payload(12, 345, "cam", command, objects, (480, 640))
+    assert document == objects_payload(12, 345, "cam", command, objects, (480, 640), {"segmenter": 41.234})
+    assert document["timings_ms"] == {"segmenter": 41.23}
     assert document["stamp"] == {"sec": 12, "nanosec": 345} and document["image_size"] == [640, 480]
     assert document["action"] == "cut onion with knife"
     assert document["objects"][0] == {"id": 1, "name": "onion", "score": 0.9123, "raw_score": 0.8, "active": True,

@@ -211,18 +211,22 @@ def make_node_class():
         def _handle_frame(self, item):
             msg, received = item
             settings = self.settings
+            began = time.perf_counter()
             try:
                 rgb = self.converter(msg)
             except ImageConversionError as err:
                 self.counters["refused"] += 1
-                self.get_logger().warning("camera frame refused: %s" % err, throttle_duration_sec=settings.warn_throttle)
+                self.get_logger().warning("camera frame refused: %s" % err,
+                                          throttle_duration_sec=settings.warn_throttle or None)
                 return
+            converted = time.perf_counter()
             result = self.pipeline.process(rgb)
+            timings = dict(waiting=1000 * (began - received), convert=1000 * (converted - began), **result.timings_ms)
             header = msg.header
             outputs = self.outputs
             outputs["mask"].publish(image_msg(result.mask, "mono8", header))
             outputs["labels"].publish(image_msg(result.labels, "mono8", header))
-            outputs["objects"].publish(objects_msg(header, result.action, result.objects, rgb.shape[:2]))
+            outputs["objects"].publish(objects_msg(header, result.action, result.objects, rgb.shape[:2], timings))
             if settings.publish_overlay and outputs["overlay"].get_subscription_count() > 0:
                 overlay = draw_overlay(rgb, result.labels, result.objects,
                                        result.action.narration if result.action else "", settings.overlay_alpha)
@@ -234,7 +238,7 @@ def make_node_class():
         def _on_worker_error(self, err):
             self.counters["refused"] += 1
             self.get_logger().error("frame failed: %s: %s" % (type(err).__name__, err),
-                                    throttle_duration_sec=self.settings.warn_throttle if self.settings else 5.0)
+                                    throttle_duration_sec=(self.settings.warn_throttle if self.settings else 5.0) or None)
 
         # --- diagnostics -----------------------------------------------------------------------------------
 

@@ -32,13 +32,14 @@ def image_msg(array: np.ndarray, encoding: str, header):
     return msg
 
 
-def objects_payload(sec: int, nanosec: int, frame_id: str, action, objects, image_hw) -> dict:
-    """The /actiseg/objects document (see docs/ros_interface.md)."""
+def objects_payload(sec: int, nanosec: int, frame_id: str, action, objects, image_hw, timings_ms=None) -> dict:
+    """The /actiseg/objects document (see docs/ros_interface.md). timings_ms: this frame's stage times."""
     return {
         "stamp": {"sec": int(sec), "nanosec": int(nanosec)},
         "frame_id": frame_id,
         "action": None if action is None else action.narration,
         "image_size": [int(image_hw[1]), int(image_hw[0])],
+        "timings_ms": {k: round(float(v), 2) for k, v in (timings_ms or {}).items()},
         "objects": [{"id": o.id, "name": o.name, "score": round(float(o.score), 4),
                      "raw_score": round(float(o.raw_score), 4), "active": bool(o.active),
                      "bbox": None if o.bbox is None else [int(v) for v in o.bbox], "area": int(o.area)}
@@ -46,12 +47,12 @@ def objects_payload(sec: int, nanosec: int, frame_id: str, action, objects, imag
     }
 
 
-def objects_msg(header, action, objects, image_hw):
+def objects_msg(header, action, objects, image_hw, timings_ms=None):
     from std_msgs.msg import String
 
     msg = String()
     msg.data = json.dumps(objects_payload(header.stamp.sec, header.stamp.nanosec, header.frame_id, action, objects,
-                                          image_hw), separators=(",", ":"))
+                                          image_hw, timings_ms), separators=(",", ":"))
     return msg
 
 
