@@ -21,7 +21,8 @@ register("synth", "actiseg_ros.data.synth_cli", "generate a synthetic ActionVOS-
 register("corrupt", "actiseg_ros.data.noise_cli", "inject ActiSeg-NL label noise into a training split")
 register("eval", "actiseg_ros.evaluation.eval_cli", "score palette-PNG predictions with the six ActionVOS metrics")
 register("train", "actiseg_ros.training.train_cli", "train a model from a YAML recipe (torch)", extra="train")
-register("infer", "actiseg_ros.training.infer", "write palette-PNG predictions of a trained model (torch)", extra="train")
+register("infer", "actiseg_ros.training.infer", "write palette-PNG predictions (exported model, or a .pt checkpoint with torch)",
+         extra="train")
 register("export", "actiseg_ros.training.export", "export a checkpoint to ONNX graphs + model card, with parity check (torch)",
          extra="train")
 register("bench", "actiseg_ros.inference.bench", "time each available inference backend: latency, throughput, GFLOPs")

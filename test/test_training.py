@@ -130,3 +130,37 @@ def test_shipped_configs_load_and_reject_unknown_keys(tmp_path):
     bad.write_text("loss:\n  pmhm: true\nmodel:\n  aux_heads: 0\n")
     with pytest.raises(ValueError, match="aux_heads"):
         load_config(bad)
+
+
+def test_exported_model_predicts_like_the_checkpoint_and_runs_the_demo_layout(uninterrupted_run, tiny_data, tmp_path):
+    from actiseg_ros.data import actionvos
+
+    exported = tmp_path / "exported"
+    result = run(["export", "--checkpoint", str(uninterrupted_run / "model.pt"), "--out", str(exported)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((exported / "model_card.json").read_text())
+    assert card["parity"]["mask_logit_max_abs_diff"] <= 1e-4 and card["parity"]["mask_iou"] >= 0.999
+    predictions = {}
+    for name, model in (("torch", uninterrupted_run / "model.pt"), ("onnx", exported)):
+        result = run(["infer", "--data", str(tiny_data), "--split", "val_human", "--out", str(tmp_path / name),
+                      "--model", str(model)])
+        assert result.returncode == 0, result.stderr[-3000:]
+        predictions[name] = {p.relative_to(tmp_path / name): actionvos.read_label_png(p)
+                             for p in (tmp_path / name).rglob("*.png")}
+    assert predictions["torch"].keys() == predictions["onnx"].keys() and predictions["torch"]
+    for key, labels in predictions["torch"].items():
+        agreement = (labels == predictions["onnx"][key]).mean()
+        assert agreement > 0.999, (key, agreement)
+    # The inference-only layout: expressions are the prompts, obj_id the label value.
+    segment = actionvos.read_split(tiny_data, "val_human").segments[0]
+    frames = [f[:-4] for f in segment.sparse_frames]
+    expressions = {str(i): {"exp": segment.prompt(k), "obj_id": str(k)} for i, k in enumerate(sorted(segment.objects))}
+    images = [actionvos.read_image(actionvos.image_path(tiny_data, "val_human", segment.name, f + ".jpg")) for f in frames]
+    demo = tmp_path / "demo"
+    actionvos.write_demo_layout(demo, [(actionvos.DemoVideo(segment.name, frames, expressions), images)])
+    result = run(["infer", "--data", str(demo), "--split", "demo", "--out", str(tmp_path / "demo_pred"),
+                  "--model", str(exported)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    for f in frames:
+        demo_labels = actionvos.read_label_png(tmp_path / "demo_pred" / segment.name / (f + ".png"))
+        assert (demo_labels == predictions["onnx"][Path(segment.name) / (f + ".png")]).mean() > 0.999

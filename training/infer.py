@@ -1,89 +1,155 @@
-"""`actiseg infer`: run a trained model over an ActionVOS split and write palette-PNG predictions that
-`actiseg eval` scores. Each frame is segmented once with all of its segment's prompts; an object's
-positive decision is taken per segment (mean of its per-frame positive logits, gated at 0.75)."""
+"""`actiseg infer`: run a model over an ActionVOS split (or a demo layout) and write palette-PNG predictions
+that `actiseg eval` scores. The model is either an exported folder (ONNX graphs + model card, run by the
+runtime's Predictor; no torch needed; the default is the shipped model) or a training checkpoint (.pt, torch).
+
+Each frame is segmented once with all of its segment's prompts; an object's positive decision is taken
+per segment (mean of its per-frame positive logits, gated at 0.75), as at training time.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from actiseg_ros.data import actionvos
-from actiseg_ros.inference.postprocess import active_objects, compose_labels
+from actiseg_ros.inference.postprocess import POSITIVE_GATE, active_objects, compose_labels
 from actiseg_ros.inference.preprocess import letterbox_image, logits_to_camera, normalize
-
-from .checkpoint import load_weights
-from .prompts import PromptBank
 
 
 def default_model_path() -> Path:
     from actiseg_ros.paths import models_dir
 
-    return models_dir() / "actiseg_default.pt"
+    return models_dir() / "default"
+
+
+class OnnxRunner:
+    """An exported model folder through the runtime Predictor (ONNX Runtime, TensorRT, ...)."""
+
+    def __init__(self, model_dir, backend: str = "ort-cpu", threads: int = 0):
+        from actiseg_ros.inference.predictor import Predictor
+
+        self.predictor = Predictor(model_dir, backend=backend, threads=threads, max_k=64)
+        self.gate = self.predictor.positive_gate
+
+    def set_prompts(self, prompts: list) -> None:
+        self.predictor.set_prompts(prompts)
+
+    def frame(self, rgb):
+        """-> (mask_logits (K, h, w), positive_logits (K,), Letterbox)."""
+        mask_logits, positive_logits, box, _ = self.predictor.infer(rgb)
+        return mask_logits, positive_logits, box
+
+
+class TorchRunner:
+    """A training checkpoint run by torch (for checkpoints that were not exported yet)."""
+
+    def __init__(self, checkpoint, threads: int = 0):
+        try:
+            import torch
+        except ModuleNotFoundError:
+            raise SystemExit("actiseg infer: a .pt checkpoint needs torch (pip install 'actiseg_ros[train]'); "
+                             "exported model folders run without it") from None
+
+        from .checkpoint import load_weights
+        from .prompts import PromptBank
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.model, config, _ = load_weights(checkpoint)
+        self.bank = PromptBank(self.model.text_encoder)
+        self.input_hw = config.model.input_hw
+        self.gate = POSITIVE_GATE
+
+    def set_prompts(self, prompts: list) -> None:
+        self.tokens, self.mask = self.bank.lookup([prompts], len(prompts))
+
+    def frame(self, rgb):
+        boxed, box = letterbox_image(rgb, self.input_hw)
+        with self.torch.no_grad():
+            out = self.model.segmenter(self.torch.from_numpy(normalize(boxed[None])), self.tokens, self.mask)
+        return out["mask_logits"][0].numpy(), out["positive_logits"][0].numpy(), box
+
+
+def open_model(path, backend: str = "ort-cpu", threads: int = 0):
+    path = Path(path)
+    if path.is_dir():
+        return OnnxRunner(path, backend, threads)
+    if path.is_file():
+        return TorchRunner(path, threads)
+    raise FileNotFoundError("model not found: %s (an exported folder or a .pt checkpoint)" % path)
 
 
 def shuffled_narrations(segments: list, seed: int) -> dict:
-    """Ablation: give every segment the narration of another segment (a derangement by scene order)."""
-    rng = np.random.default_rng(seed)
-    narrations = [s.narration for s in segments]
-    order = rng.permutation(len(segments))
-    mapping = {}
-    for position, index in enumerate(order):
-        donor = order[(position + 1) % len(order)]
-        mapping[segments[index].name] = narrations[donor]
-    return mapping
+    """Ablation: give every segment the narration of another segment (a derangement in a random order)."""
+    order = np.random.default_rng(seed).permutation(len(segments))
+    return {segments[index].name: segments[order[(position + 1) % len(order)]].narration
+            for position, index in enumerate(order)}
 
 
-@torch.no_grad()
-def predict_segment(model, bank, root, split, segment, input_hw, narration=None) -> list:
+def predict_segment(runner, root, split, segment, narration=None) -> list:
     """-> list of (frame name, (H, W) uint8 label image with object ids)."""
     object_ids = sorted(segment.objects)
     narration = segment.narration if narration is None else narration
-    prompts = [actionvos.build_prompt(segment.objects[k].name, narration) for k in object_ids]
-    tokens, mask = bank.lookup([prompts], len(prompts))
+    runner.set_prompts([actionvos.build_prompt(segment.objects[k].name, narration) for k in object_ids])
     per_frame = []
     for frame in segment.sparse_frames:
         rgb = actionvos.read_image(actionvos.image_path(root, split, segment.name, frame))
-        boxed, box = letterbox_image(rgb, input_hw)
-        images = torch.from_numpy(normalize(boxed[None]))
-        out = model.segmenter(images, tokens, mask)
-        per_frame.append((frame, box, out["mask_logits"][0].numpy(), out["positive_logits"][0].numpy()))
-    active = active_objects(np.mean([p for _, _, _, p in per_frame], axis=0))
-    results = []
-    for frame, box, logits, _ in per_frame:
-        index_labels = compose_labels(logits_to_camera(logits, box), active)
-        lookup = np.array([0] + object_ids, np.uint8)
-        results.append((frame, lookup[index_labels]))
-    return results
+        per_frame.append((frame,) + runner.frame(rgb))
+    active = active_objects(np.mean([p for _, _, p, _ in per_frame], axis=0), runner.gate)
+    lookup = np.array([0] + object_ids, np.uint8)
+    return [(frame, lookup[compose_labels(logits_to_camera(logits, box), active)])
+            for frame, logits, _, box in per_frame]
+
+
+def predict_demo_video(runner, root, video) -> list:
+    """Inference-only layout: the expressions are the prompts; obj_id (or position + 1) is the label value."""
+    keys = sorted(video.expressions, key=lambda key: int(key) if str(key).isdigit() else str(key))
+    prompts = [video.expressions[key]["exp"] for key in keys]
+    object_ids = [int(video.expressions[key].get("obj_id", position + 1)) for position, key in enumerate(keys)]
+    runner.set_prompts(prompts)
+    per_frame = [(stem,) + runner.frame(actionvos.read_image(actionvos.image_path(root, "val", video.name, stem + ".jpg")))
+                 for stem in video.frames]
+    active = active_objects(np.mean([p for _, _, p, _ in per_frame], axis=0), runner.gate)
+    lookup = np.array([0] + object_ids, np.uint8)
+    return [(stem + ".jpg", lookup[compose_labels(logits_to_camera(logits, box), active)])
+            for stem, logits, _, box in per_frame]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="ActionVOS-layout root")
-    parser.add_argument("--split", default="val_human")
+    parser.add_argument("--split", default="val_human",
+                        help="an ImageSets split, or 'demo' for the inference-only expression_file.json layout")
     parser.add_argument("--out", required=True, help="prediction folder: OUT/{seq}/frame_XXXXXXXXXX.png")
-    parser.add_argument("--model", default=None, help="checkpoint (.pt); default: the shipped default model")
+    parser.add_argument("--model", default=None,
+                        help="an exported model folder or a .pt checkpoint; default: the shipped default model")
+    parser.add_argument("--backend", default="ort-cpu", help="engine for exported models (see actiseg bench)")
     parser.add_argument("--shuffle-narrations", type=int, default=None, metavar="SEED",
                         help="ablation: prompt every segment with another segment's narration")
     parser.add_argument("--skip-bad", action="store_true", help="skip (and report) malformed segments")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
 
 
 def main(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model_path = Path(args.model) if args.model else default_model_path()
-    model, config, _info = load_weights(model_path)
+    runner = open_model(args.model or default_model_path(), args.backend, args.threads)
+    out = Path(args.out)
+    if args.split == "demo":
+        videos = actionvos.read_demo_layout(args.data)
+        for video in tqdm(videos, desc="infer demo"):
+            for frame, labels in predict_demo_video(runner, args.data, video):
+                actionvos.write_label_png(out / video.name / (Path(frame).stem + ".png"), labels)
+        print("wrote predictions for %d videos to %s" % (len(videos), out))
+        return 0
     data = actionvos.read_split(args.data, args.split, skip_bad=args.skip_bad, need_masks=False)
     for skipped in data.skipped:
         print("skipped %s: %s" % (skipped.path, skipped.reason))
-    narrations = shuffled_narrations(data.segments, args.shuffle_narrations) if args.shuffle_narrations is not None else {}
-    bank = PromptBank(model.text_encoder)
-    out = Path(args.out)
+    narrations = {}
+    if args.shuffle_narrations is not None:
+        narrations = shuffled_narrations(data.segments, args.shuffle_narrations)
     for segment in tqdm(data.segments, desc="infer %s" % args.split):
-        for frame, labels in predict_segment(model, bank, args.data, args.split, segment, config.model.input_hw,
-                                             narrations.get(segment.name)):
+        for frame, labels in predict_segment(runner, args.data, args.split, segment, narrations.get(segment.name)):
             actionvos.write_label_png(out / segment.name / (Path(frame).stem + ".png"), labels)
     print("wrote predictions for %d segments to %s" % (len(data.segments), out))
     return 0
