@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from actiseg_ros.nodes.replay_node import encode_frame, frame_indices, script_events, source_end
+from actiseg_ros.nodes.replay_node import encode_frame, frame_indices, frame_size, script_events, source_end
 from actiseg_ros.ros.frame_sources import SourceError, open_source
 
 
@@ -48,3 +48,11 @@ def test_encode_frame():
     assert encode_frame(rgb, "bgr8") == rgb[:, :, ::-1].tobytes()
     with pytest.raises(SourceError, match="rgb8 or bgr8"):
         encode_frame(rgb, "mono8")
+
+
+def test_frame_size():
+    assert frame_size({"source": "synthetic", "width": 0, "height": 0}) == (640, 480)
+    assert frame_size({"source": "video", "width": 0, "height": 0}) == (0, 0)  # the video's own size
+    assert frame_size({"source": "folder", "width": 320, "height": 240}) == (320, 240)
+    with pytest.raises(SourceError, match="both"):
+        frame_size({"source": "video", "width": 320, "height": 0})

@@ -6,14 +6,15 @@ a parameter), and optionally a scripted sequence of actions on /actiseg/action.
     replay_node --ros-args -p source:=video -p path:=kitchen.mp4 -p action_script:="['0:cut onion with knife']"
 
 Parameters: source (synthetic | video | folder | actionvos), path, split and sequence (actionvos), seed,
-width, height and actions (synthetic; width/height 0 keep a recorded source's size), rate (Hz), start
-(first source frame), count (frames to publish, 0: the rest of the source, or forever with loop), loop,
-loop_frames (source frames in the loop, from start; 0: to the source's end),
+width and height (0 x 0: 640x480 for the synthetic stream, a recorded source's own size), actions
+(synthetic), rate (Hz), start (first source frame), count (frames to publish, 0: the rest of the source, or
+forever with loop), loop, loop_frames (source frames in the loop, from start; 0: to the source's end),
 encoding (rgb8 | bgr8), frame_id, action_script (['auto']: the source's own narrations at the frames where
 they start; 'FRAME:TEXT' entries; [''] none), action_objects (named: send the narration text; scene: send
 JSON with the source's object list), preload (decode every frame before publishing, so slow decoding never
-lowers the rate), wait_for_subscribers (camera subscribers to wait for), wait_timeout (s), manifest (a
-JSON-lines file recording every published frame's stamp and source index, and every action sent).
+lowers the rate; skipped with a warning above preload_limit_mib), wait_for_subscribers (camera subscribers to
+wait for), wait_timeout (s), manifest (a JSON-lines file recording every published frame's stamp and source
+index, and every action sent).
 """
 from __future__ import annotations
 
@@ -30,11 +31,23 @@ IMAGE_TOPIC = "/camera/image_raw"
 ACTION_TOPIC = "/actiseg/action"
 
 REPLAY_PARAMETERS = {
-    "source": "synthetic", "path": "", "split": "val", "sequence": "", "seed": 0, "width": 640, "height": 480,
+    "source": "synthetic", "path": "", "split": "val", "sequence": "", "seed": 0, "width": 0, "height": 0,
     "actions": 4, "rate": 30.0, "start": 0, "count": 0, "loop": False, "encoding": "rgb8", "frame_id": "camera",
-    "loop_frames": 0, "action_script": ["auto"], "action_objects": "named", "preload": True, "wait_for_subscribers": 1,
-    "wait_timeout": 30.0, "manifest": "",
+    "loop_frames": 0, "action_script": ["auto"], "action_objects": "named", "preload": True, "preload_limit_mib": 2048,
+    "wait_for_subscribers": 1, "wait_timeout": 30.0, "manifest": "",
 }
+SYNTHETIC_SIZE = (640, 480)  # (W, H) of the synthetic stream when width and height are 0
+
+
+def frame_size(values: dict) -> tuple:
+    """(width, height) to publish: as set; with 0 x 0, the synthetic stream is VGA and recorded sources keep
+    their size."""
+    size = (int(values["width"]), int(values["height"]))
+    if size == (0, 0) and values["source"] == "synthetic":
+        return SYNTHETIC_SIZE
+    if min(size) < 0 or (0 in size and size != (0, 0)):
+        raise SourceError("width and height must both be positive, or both 0, got %dx%d" % size)
+    return size
 
 
 def frame_indices(length: int, start: int, count: int, loop: bool, loop_frames: int = 0):
@@ -94,18 +107,26 @@ def run(node, values: dict) -> int:
     from actiseg_ros.ros.qos import profile
 
     log = node.get_logger()
-    source = open_source(values["source"], values["path"], values["seed"], (values["width"], values["height"]),
-                         values["actions"], values["split"], values["sequence"])
+    source = open_source(values["source"], values["path"], values["seed"], frame_size(values), values["actions"],
+                         values["split"], values["sequence"])
     length = len(source)
     end = source_end(length, values["start"], values["count"], values["loop"], values["loop_frames"])
     events = script_events(values["action_script"], source, values["start"], end, values["action_objects"])
     encoding = values["encoding"]
     encode_frame(np.zeros((1, 1, 3), np.uint8), encoding)  # refuse a bad encoding before any waiting
     cache = {}
+    wanted = range(values["start"], end)
     if values["preload"]:
+        first = source.frame(values["start"])
+        needed_mib = len(wanted) * first.nbytes / 2**20
+        if needed_mib > values["preload_limit_mib"]:
+            log.warning("not preloading: %d frames need %.0f MiB, more than preload_limit_mib %d; frames are decoded "
+                        "while publishing, which may lower the rate" % (len(wanted), needed_mib,
+                                                                       values["preload_limit_mib"]))
+            wanted = range(0)
+    if values["preload"] and len(wanted):
         from tqdm import tqdm
 
-        wanted = range(values["start"], end)
         for index in tqdm(wanted, desc="replay: preloading frames", unit="frame", file=sys.stderr):
             rgb = source.frame(index)
             cache[index] = (rgb.shape[:2], encode_frame(rgb, encoding))
@@ -128,8 +149,9 @@ def run(node, values: dict) -> int:
 
     manifest = open(values["manifest"], "w") if values["manifest"] else None
     if manifest:
-        manifest.write(json.dumps({"source": values["source"], "seed": values["seed"], "width": values["width"],
-                                   "height": values["height"], "actions": values["actions"], "rate": values["rate"],
+        width, height = frame_size(values)
+        manifest.write(json.dumps({"source": values["source"], "seed": values["seed"], "width": width,
+                                   "height": height, "actions": values["actions"], "rate": values["rate"],
                                    "encoding": encoding}) + "\n")
     period = 1.0 / values["rate"]
     published = 0
