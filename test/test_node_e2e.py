@@ -158,13 +158,17 @@ def test_stream_outputs_carry_input_headers_match_offline_and_follow_action_chan
             assert sent["area"] == pytest.approx(expected.area, abs=0.01 * SIZE[0] * SIZE[1])
     predictor.close()
 
-    # IoU against the synthetic ground truth of the action under way.
-    scores = [iou(out["mask"] > 0, positive_mask(stream.render(by_stamp[stamp]["source_index"])))
-              for stamp, out in outputs.items()]
-    mean_iou = float(np.mean(scores))
+    # IoU against the synthetic ground truth of the action under way. With a trained model the masks must sit on
+    # the objects: clearly better than the same masks mirrored or moved by an eighth of the width, which is what
+    # a registration bug (letterbox mapping, row stride, channel order) would look like.
+    truths = {stamp: positive_mask(stream.render(by_stamp[stamp]["source_index"])) for stamp in outputs}
+    mean_iou = float(np.mean([iou(out["mask"] > 0, truths[s]) for s, out in outputs.items()]))
+    mirrored = float(np.mean([iou((out["mask"] > 0)[:, ::-1], truths[s]) for s, out in outputs.items()]))
+    moved = float(np.mean([iou(np.roll(out["mask"] > 0, SIZE[0] // 8, axis=1), truths[s]) for s, out in outputs.items()]))
     assert 0.0 <= mean_iou <= 1.0
-    if model[1]:  # a trained model must find the objects; the untrained tiny one only proves the plumbing
-        assert mean_iou >= 0.3, "mean IoU %.3f vs ground truth" % mean_iou
+    if model[1]:  # the untrained tiny model only proves the plumbing (and labels equal offline, above)
+        assert mean_iou >= 2 * max(mirrored, moved) and mean_iou > 0.1, \
+            "mean IoU %.3f vs ground truth (mirrored masks %.3f, moved %.3f)" % (mean_iou, mirrored, moved)
 
 
 def test_malformed_images_and_junk_actions_never_kill_the_node(node, probe, stream):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# BGR colours for label values 1, 2, ... (cycled); distinct on kitchen scenes and for colour-blind viewers.
-PALETTE_BGR = np.array([(0, 159, 255), (255, 191, 0), (0, 220, 120), (230, 80, 240), (60, 60, 255),
-                        (255, 255, 60), (140, 90, 0), (200, 200, 200)], np.uint8)
+# BGR colours for label values 1, 2, ... (cycled): saturated, and apart in hue so neighbours stay distinct.
+PALETTE_BGR = np.array([(0, 159, 255), (255, 191, 0), (0, 210, 90), (230, 80, 240), (60, 60, 255),
+                        (0, 240, 240), (255, 110, 40), (150, 40, 200), (140, 255, 140), (180, 130, 255),
+                        (200, 160, 0), (40, 110, 190)], np.uint8)
 
 
 def label_colours(count: int) -> np.ndarray:
