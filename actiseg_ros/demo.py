@@ -147,8 +147,8 @@ def pick_still(matched_with_overlay: list) -> int:
 def machine() -> dict:
     import os
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "system": platform.platform()}
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "system": platform.platform()}
 
 
 def main(args) -> int:
@@ -180,7 +180,8 @@ def main(args) -> int:
                             "action_objects": "scene", "manifest": str(manifest)})
         code = replay.wait(max(10.0, args.timeout - (time.monotonic() - began)))
         if code is None:
-            raise SystemExit("the replay did not finish within --timeout %.0f s:\n%s" % (args.timeout, replay.log_tail()))
+            raise SystemExit("the replay did not finish within --timeout %.0f s:\n%s"
+                             % (args.timeout, replay.log_tail()))
         if code != 0:
             raise SystemExit("the replay failed (exit %s):\n%s" % (code, replay.log_tail()))
         collector.wait_quiet(quiet=1.5, timeout=30)
@@ -225,7 +226,8 @@ def summary(report: dict, json_path) -> str:
 
     lines = ["demo: %d of %d frames segmented (%d dropped), %s Hz, latency p50 %s ms / p95 %s ms, backend %s"
              % (report["frames_segmented"], report["frames_published"], report["drops"], number(report["hz"], "%.1f"),
-                number(report["latency_ms_p50"], "%.0f"), number(report["latency_ms_p95"], "%.0f"), report.get("backend")),
+                number(report["latency_ms_p50"], "%.0f"), number(report["latency_ms_p95"], "%.0f"),
+                report.get("backend")),
              "demo: mean IoU vs ground truth %s" % number(report["mean_iou"], "%.3f")]
     for row in report["per_action"]:
         lines.append("  %-40s %4d frames  IoU %.3f" % (row["action"], row["frames"], row["iou"]))

@@ -14,7 +14,8 @@ from actiseg_ros.ros.processes import ros_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="parameters YAML (default: the installed config/perception.yaml)")
+    parser.add_argument("--config", default=None,
+                        help="parameters YAML (default: the installed config/perception.yaml)")
     parser.add_argument("--model", default=None, help="exported model folder (parameter model_dir)")
     parser.add_argument("--backend", default=None, help="inference backend (parameter backend)")
     parser.add_argument("--image-topic", default=None, help="camera topic (remaps %s)" % IMAGE_TOPIC)

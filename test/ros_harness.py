@@ -176,7 +176,8 @@ class Probe:
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
-        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        messages = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        request = SetParameters.Request(parameters=messages)
         return self.call(SetParameters, "/%s/set_parameters" % node, request).results
 
     def change_state(self, transition: str, node: str = "actiseg") -> bool:

@@ -28,8 +28,10 @@ def test_mono8_and_bgr8_images_keep_the_header_and_layout():
     assert msg.step == 15 and bytes(msg.data)[-3:] == b"\x01\x02\x03"
 
 
-@pytest.mark.parametrize("array, encoding", [(np.zeros((2, 2), np.uint16), "mono8"), (np.zeros((2, 2, 3), np.uint8), "mono8"),
-                                             (np.zeros((2, 2), np.uint8), "bgr8"), (np.zeros((2, 2), np.uint8), "yuv422")])
+@pytest.mark.parametrize("array, encoding", [(np.zeros((2, 2), np.uint16), "mono8"),
+                                             (np.zeros((2, 2, 3), np.uint8), "mono8"),
+                                             (np.zeros((2, 2), np.uint8), "bgr8"),
+                                             (np.zeros((2, 2), np.uint8), "yuv422")])
 def test_wrong_arrays_are_refused(array, encoding):
     with pytest.raises(ValueError):
         image_msg(array, encoding, header())

@@ -164,7 +164,8 @@ def test_stream_outputs_carry_input_headers_match_offline_and_follow_action_chan
     truths = {stamp: positive_mask(stream.render(by_stamp[stamp]["source_index"])) for stamp in outputs}
     mean_iou = float(np.mean([iou(out["mask"] > 0, truths[s]) for s, out in outputs.items()]))
     mirrored = float(np.mean([iou((out["mask"] > 0)[:, ::-1], truths[s]) for s, out in outputs.items()]))
-    moved = float(np.mean([iou(np.roll(out["mask"] > 0, SIZE[0] // 8, axis=1), truths[s]) for s, out in outputs.items()]))
+    moved = float(np.mean([iou(np.roll(out["mask"] > 0, SIZE[0] // 8, axis=1), truths[s])
+                           for s, out in outputs.items()]))
     assert 0.0 <= mean_iou <= 1.0
     if model[1]:  # the untrained tiny model only proves the plumbing (and labels equal offline, above)
         assert mean_iou >= 2 * max(mirrored, moved) and mean_iou > 0.1, \

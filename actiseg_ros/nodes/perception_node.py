@@ -237,8 +237,8 @@ def make_node_class():
 
         def _on_worker_error(self, err):
             self.counters["refused"] += 1
-            self.get_logger().error("frame failed: %s: %s" % (type(err).__name__, err),
-                                    throttle_duration_sec=(self.settings.warn_throttle if self.settings else 5.0) or None)
+            throttle = (self.settings.warn_throttle if self.settings else 5.0) or None
+            self.get_logger().error("frame failed: %s: %s" % (type(err).__name__, err), throttle_duration_sec=throttle)
 
         # --- diagnostics -----------------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ def image_msg(array: np.ndarray, encoding: str, header):
     channels = ENCODING_CHANNELS.get(encoding)
     if channels is None:
         raise ValueError("no builder for encoding %r (have %s)" % (encoding, ", ".join(ENCODING_CHANNELS)))
-    if array.dtype != np.uint8 or array.ndim != (2 if channels == 1 else 3) or (channels > 1 and array.shape[2] != channels):
+    wrong_shape = array.ndim != (2 if channels == 1 else 3) or (channels > 1 and array.shape[2] != channels)
+    if array.dtype != np.uint8 or wrong_shape:
         raise ValueError("%s needs a uint8 array of %s, got %s %s" % (encoding, "(H, W)" if channels == 1 else
                                                                      "(H, W, %d)" % channels, array.dtype, array.shape))
     msg = Image()

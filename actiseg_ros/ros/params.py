@@ -7,7 +7,7 @@ configured: clean the node up first (`ros2 lifecycle set /actiseg cleanup`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from actiseg_ros.inference.engines.select import AUTO, BACKENDS
 
@@ -123,8 +123,8 @@ def check_value(spec: ParamSpec, value):
         raise ValueError("parameter %s must be in [%s, %s], got %r" % (spec.name, spec.value_range[0],
                                                                         spec.value_range[1], value))
     if spec.choices is not None and value not in spec.choices:
-        raise ValueError("parameter %s must be one of %s, got %r" % (spec.name, ", ".join(repr(c) for c in spec.choices),
-                                                                      value))
+        allowed = ", ".join(repr(c) for c in spec.choices)
+        raise ValueError("parameter %s must be one of %s, got %r" % (spec.name, allowed, value))
     return value
 
 

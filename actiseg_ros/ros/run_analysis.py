@@ -45,7 +45,8 @@ def per_action_summary(rows: list) -> list:
             order.append(action)
             scores[action] = []
         scores[action].append(value)
-    return [{"action": action, "frames": len(scores[action]), "iou": float(np.mean(scores[action]))} for action in order]
+    return [{"action": action, "frames": len(scores[action]), "iou": float(np.mean(scores[action]))}
+            for action in order]
 
 
 def video_schedule(indices: list, total: int) -> list:
