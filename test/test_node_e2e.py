@@ -241,6 +241,27 @@ def test_thresholds_change_at_runtime_and_configure_time_parameters_are_refused(
         assert probe.set_parameters({"positive_gate": gate})[0].successful
 
 
+def test_deactivate_stops_outputs_and_activate_resumes_them(node, probe, stream):
+    assert probe.wait_for_subscriber()
+    probe.publish_action("stir pan")
+    frame = from_array(stream.render(20).rgb, "rgb8")
+
+    def answered(expected: bool):
+        stamp = probe.publish_image(frame)
+        time.sleep(0.3)
+        return (stamp in probe.snapshot()) == expected
+
+    received_before = int(latest_diagnostics(probe).get("frames_received", 0))
+    assert probe.change_state("deactivate")
+    assert probe.lifecycle_state() == "inactive"
+    assert all(answered(False) for _ in range(3))
+    assert probe.change_state("activate")
+    assert probe.wait_for(lambda: answered(True), 20)
+    time.sleep(1.2)  # a diagnostics period: totals carry over activations
+    assert int(latest_diagnostics(probe)["frames_received"]) > received_before
+    assert node.alive()
+
+
 def test_flood_at_120_hz_keeps_latency_bounded_and_memory_flat(node, probe, tmp_path):
     """10 s of 120 Hz frames, faster than the model: the node must drop, not queue."""
     probe.publish_action("cut onion with knife")

@@ -71,6 +71,7 @@ def make_node_class():
             self.slot = self.worker = None
             self.stats = OutputStats()
             self.counters = {"received": 0, "dropped": 0, "refused": 0}
+            self._earlier_slots = {"received": 0, "dropped": 0}  # counts of the slots of earlier activations
             self._reported = {"received": 0, "refused": 0}
             self.add_on_set_parameters_callback(self._on_set_parameters)
             self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
@@ -142,6 +143,10 @@ def make_node_class():
             if self.worker is not None:
                 self.worker.stop()
                 self.worker = None
+            if self.slot is not None:  # the next activation starts a fresh slot; keep the totals
+                self._earlier_slots["received"] += self.slot.received
+                self._earlier_slots["dropped"] += self.slot.dropped
+                self.slot = None
 
         def _release(self):
             for publisher in self.outputs.values():
@@ -157,7 +162,9 @@ def make_node_class():
         # --- callbacks (executor thread): hand over and return ---------------------------------------
 
         def _on_image(self, msg):
-            self.slot.put((msg, time.perf_counter()))
+            slot = self.slot
+            if slot is not None:
+                slot.put((msg, time.perf_counter()))
 
         def _on_action(self, msg):
             self._apply_action(msg.data)
@@ -244,7 +251,8 @@ def make_node_class():
 
         def _publish_diagnostics(self):
             if self.slot is not None:
-                self.counters["received"], self.counters["dropped"] = self.slot.received, self.slot.dropped
+                self.counters["received"] = self._earlier_slots["received"] + self.slot.received
+                self.counters["dropped"] = self._earlier_slots["dropped"] + self.slot.dropped
             received_recent = self.counters["received"] - self._reported["received"]
             refused_recent = self.counters["refused"] - self._reported["refused"]
             self._reported = {"received": self.counters["received"], "refused": self.counters["refused"]}
