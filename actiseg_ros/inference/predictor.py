@@ -139,21 +139,27 @@ class Predictor:
         timings = {"preprocess": 1000 * (prepared - began), "segmenter": 1000 * (done - prepared)}
         return mask_logits[0], positive_logits[0], box, timings
 
+    def decide(self, mask_logits, box, image_hw, scores, active, mask_threshold: float | None = None,
+               camera_logits=None) -> tuple:
+        """Label image (H, W) uint8 and per-object results for given decisions: predict() gates the raw
+        scores; the ROS node passes temporally smoothed ones. Only active objects' logits are resized to
+        camera size unless camera_logits (K, H, W) are already at hand."""
+        active_index = np.flatnonzero(active)
+        if camera_logits is not None:
+            active_logits = camera_logits[active_index]
+        else:
+            active_logits = logits_to_camera(mask_logits[active_index], box) if len(active_index) else None
+        threshold = self.mask_threshold if mask_threshold is None else mask_threshold
+        labels = labels_for_active(active_logits, active_index, tuple(image_hw), threshold)
+        return labels, object_results(labels, self.prompts, scores, active)
+
     def predict(self, rgb, return_logits: bool = False) -> Prediction:
         mask_logits, positive_logits, box, timings = self.infer(rgb)
         began = time.perf_counter()
         active = active_objects(positive_logits, self.positive_gate)
-        active_index = np.flatnonzero(active)
-        camera_logits = logits_to_camera(mask_logits, box) if return_logits else None
-        if camera_logits is not None:
-            active_logits = camera_logits[active_index]
-        elif len(active_index):
-            active_logits = logits_to_camera(mask_logits[active_index], box)
-        else:
-            active_logits = None
-        labels = labels_for_active(active_logits, active_index, rgb.shape[:2], self.mask_threshold)
         scores = sigmoid(positive_logits).astype(np.float32)
-        objects = object_results(labels, self.prompts, scores, active)
+        camera_logits = logits_to_camera(mask_logits, box) if return_logits else None
+        labels, objects = self.decide(mask_logits, box, rgb.shape[:2], scores, active, camera_logits=camera_logits)
         timings["postprocess"] = 1000 * (time.perf_counter() - began)
         return Prediction(labels=labels, scores=scores, active=active, objects=objects, mask_logits=camera_logits,
                           timings_ms=timings)

@@ -16,9 +16,6 @@ import cv2
 import numpy as np
 
 from actiseg_ros.inference.postprocess import sigmoid
-from actiseg_ros.inference.postprocess import labels_for_active
-from actiseg_ros.inference.predictor import object_results
-from actiseg_ros.inference.preprocess import logits_to_camera
 from actiseg_ros.ros.action_parsing import ActionCommand, build_prompts, parse_action
 from actiseg_ros.ros.params import Settings
 from actiseg_ros.ros.smoothing import ScoreSmoother
@@ -133,10 +130,8 @@ class PerceptionPipeline:
             scores, active = self._smoother.update(raw, settings.positive_gate)
         else:
             scores, active = raw, raw >= settings.positive_gate
-        active_index = np.flatnonzero(active)
-        active_logits = logits_to_camera(mask_logits[active_index], box) if len(active_index) else None
-        labels = labels_for_active(active_logits, active_index, (height, width), settings.mask_threshold)
-        results = object_results(labels, self._prompts, scores, active)
+        labels, results = self.predictor.decide(mask_logits, box, (height, width), scores, active,
+                                                settings.mask_threshold)
         objects = [ObjectOutput(id=r.index + 1, name=command.objects[r.index], prompt=r.prompt, score=float(r.score),
                                 raw_score=float(raw[r.index]), active=r.active, bbox=r.bbox, area=r.area)
                    for r in results]
