@@ -1,0 +1,129 @@
+"""Grid definitions of `actiseg robustness`: the shipped quick/full grids, checks of bad grid files, noise
+kinds and levels, --only parsing and cell fingerprints."""
+from pathlib import Path
+
+import pytest
+
+from actiseg_ros.training.robustness_grid import Cell, GridError, load_grid, noise_kind
+
+GRIDS = Path(__file__).resolve().parents[1] / "training" / "configs" / "grids"
+STRATEGIES = {"sce", "gce", "apl", "coteaching", "elr", "npn"}
+
+
+def write_grid(tmp_path, text: str) -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = """
+data: {preset: tiny}
+recipe: [tiny]
+methods:
+  baseline: {set: {loss.pmhm: false, model.aux_heads: 0}}
+noise:
+  clean: {}
+"""
+
+
+def test_quick_grid_is_8_methods_by_5_settings_by_2_seeds():
+    grid = load_grid(GRIDS / "quick.yaml")
+    assert len(grid.cells()) == 80
+    assert {m.name for m in grid.methods} == {"baseline", "pmhm"} | STRATEGIES
+    assert sorted(n.kind for n in grid.noise) == ["clean", "dilation", "flip", "mixed", "substitution"]
+    assert grid.seeds == (0, 1)
+    for method in grid.methods:
+        config = grid.train_config(Cell(method.name, "clean", 0), "/data")
+        assert config.loss.strategy == (method.name if method.name in STRATEGIES else "none")
+        assert config.loss.pmhm == (method.name == "pmhm")  # strategies run on the plain model
+        assert config.val_split == "val"  # co-teaching must not pick its model on the scored split
+        assert config.threads == 1 and config.data_root == "/data"
+    mixed = grid.noise_setting("mixed")
+    assert (mixed.text_flip, mixed.mask_dilate) == (0.4, 15)
+
+
+def test_full_grid_has_every_level_and_three_seeds():
+    grid = load_grid(GRIDS / "full.yaml")
+    levels = {}
+    for setting in grid.noise:
+        levels.setdefault(setting.kind, []).append(setting.level)
+    assert levels["flip"] == [20.0, 40.0, 60.0]
+    assert levels["dilation"] == [9.0, 15.0, 21.0]
+    assert levels["mixed"] == [1.0, 2.0, 3.0]
+    assert len(grid.cells()) == 8 * len(grid.noise) * 3
+    assert load_grid(GRIDS / "full.yaml", seeds=1).seeds == (0,)
+
+
+def test_noise_kind_and_default_levels(tmp_path):
+    grid = load_grid(write_grid(tmp_path, MINIMAL + """
+  f: {text_flip: 0.2}
+  s: {noun_sub: 0.5}
+  d: {mask_dilate: 21}
+  m2: {text_flip: 0.6, mask_dilate: 21}
+  m1: {text_flip: 0.2, mask_dilate: 9}
+  given: {noun_sub: 0.1, mask_dilate: 9, level: 7}
+"""))
+    found = {n.name: (n.kind, n.level) for n in grid.noise}
+    assert found == {"clean": ("clean", 0.0), "f": ("flip", 20.0), "s": ("substitution", 50.0),
+                     "d": ("dilation", 21.0), "m2": ("mixed", 2.0), "m1": ("mixed", 1.0), "given": ("mixed", 7)}
+    assert noise_kind(0.0, 0.0, None) == "clean"
+    assert grid.noise_setting("m1").corrupt_arguments() == {"flip_rate": 0.2, "sub_rate": 0.0, "kernel": 9}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("  bad: {text_flip: 1.5}\n", "text_flip: expected a rate in [0, 1]"),
+    ("  bad: {mask_dilate: 10}\n", "mask_dilate: expected an odd kernel"),
+    ("  bad: {dilate: 9}\n", "unknown key(s) ['dilate']"),
+    ("  Bad:Name: {}\n", "must be lower-case"),
+])
+def test_bad_noise_settings_name_file_and_field(tmp_path, extra, message):
+    path = write_grid(tmp_path, MINIMAL + extra)
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    (MINIMAL + "colour: red\n", "unknown key(s) ['colour']"),
+    (MINIMAL.replace("recipe: [tiny]", "recipe: [no_such_recipe]"), "config no_such_recipe not found"),
+    (MINIMAL.replace("preset: tiny", "preset: huge"), "'huge' is not a synth preset"),
+    (MINIMAL.replace("preset: tiny", "preset: tiny, scenes: 3"), "unknown key(s) ['scenes']"),
+    (MINIMAL.replace("model.aux_heads: 0", "model.aux_heads: 0, loss.strategy: sgd"),
+     "method baseline: invalid training config"),
+    (MINIMAL.replace("{set: {loss.pmhm: false, model.aux_heads: 0}}",
+                     "{configs: [strategies/apl], set: {loss.pmhm: true}}"),
+     "replaces the focal mask loss"),
+    (MINIMAL + "seeds: 0\n", "seeds must be a positive integer"),
+])
+def test_bad_grids_fail_before_running(tmp_path, text, message):
+    path = write_grid(tmp_path, text)
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_missing_grid_lists_the_shipped_ones():
+    with pytest.raises(GridError, match="no_such_grid not found"):
+        load_grid("no_such_grid")
+
+
+def test_parse_only(tmp_path):
+    grid = load_grid(write_grid(tmp_path, MINIMAL))
+    assert grid.parse_cell("baseline:clean:3") == Cell("baseline", "clean", 3)
+    for text, message in (("baseline:clean", "expected METHOD:NOISE:SEED"), ("gce:clean:0", "method 'gce' is not"),
+                          ("baseline:flip:0", "noise setting 'flip' is not"), ("baseline:clean:x", "expected")):
+        with pytest.raises(GridError, match=message):
+            grid.parse_cell(text)
+
+
+def test_fingerprint_follows_what_determines_the_numbers(tmp_path):
+    grid = load_grid(write_grid(tmp_path, MINIMAL + "  f: {text_flip: 0.2}\n"))
+    cell = Cell("baseline", "clean", 0)
+    assert grid.fingerprint(cell) == grid.fingerprint(Cell("baseline", "clean", 0))
+    assert grid.fingerprint(cell) != grid.fingerprint(Cell("baseline", "clean", 1))
+    assert grid.fingerprint(cell) != grid.fingerprint(Cell("baseline", "f", 0))
+    changed = load_grid(write_grid(tmp_path, MINIMAL.replace("aux_heads: 0}", "aux_heads: 0, lr: 0.5}")
+                                   + "  f: {text_flip: 0.2}\n"))
+    assert changed.fingerprint(cell) != grid.fingerprint(cell)
+    # where the data lives is not part of it
+    assert grid.train_config(cell, "/a").data_root == "/a"

@@ -1,0 +1,342 @@
+"""The ActiSeg-NL robustness grid definition (spec sections 4-6): a YAML file under training/configs/grids/
+-> methods x noise settings x seeds, each cell a fully resolved training config.
+
+A grid file has these keys (unknown keys are errors naming the file):
+
+    description: free text
+    data:            the one clean synthetic data set every cell derives from
+      preset: default            # a synth preset (actiseg_ros.data.synth.PRESETS) ...
+      train_scenes: 12           # ... with any of its fields overridden
+      size: [320, 180]           # frame size W, H (default: the preset's)
+      seed: 0
+    recipe: [robustness_quick]   # training configs merged in order (names as for `actiseg train --config`)
+    set: {val_split: val}        # overrides applied to every method
+    seeds: 2                     # seeds 0 .. N-1 (noise draw and training seed of a cell)
+    eval_split: val_human        # scored on the CLEAN data set
+    methods:                     # name -> extra configs (overlays) and overrides
+      baseline: {}
+      pmhm: {set: {loss.pmhm: true, model.aux_heads: 1}}
+      gce: {configs: [strategies/gce]}
+    noise:                       # name -> `actiseg corrupt` arguments (text_flip, noun_sub, mask_dilate)
+      clean: {}
+      flip40: {text_flip: 0.4}
+      mixed: {text_flip: 0.4, mask_dilate: 15, level: 1}
+
+A noise setting's kind follows from its arguments (clean, flip, substitution, dilation, mixed); its level
+(the x of the degradation curves) is the rate in percent, the kernel at 854x480, or for mixed settings
+`level` if given, else the rank by severity (1, 2, ...).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from actiseg_ros.data.synth import PRESETS, Preset
+
+from .config import TrainConfig, configs_dir, load_config, to_dict
+
+METRICS = ("p_mIoU", "n_mIoU", "p_cIoU", "n_cIoU", "gIoU", "acc")  # as in `actiseg eval --json`
+METRIC_LABELS = {"p_mIoU": "p-mIoU", "n_mIoU": "n-mIoU", "p_cIoU": "p-cIoU", "n_cIoU": "n-cIoU", "gIoU": "gIoU",
+                 "acc": "Acc"}
+LOWER_IS_BETTER = ("n_mIoU", "n_cIoU")
+NOISE_KINDS = ("clean", "flip", "substitution", "dilation", "mixed")
+LEVEL_LABELS = {"flip": "category flip rate (%)", "substitution": "within-category substitution rate (%)",
+                "dilation": "dilation kernel at 854x480 (px)", "mixed": "mixed severity (see grid file)"}
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")  # method / noise names: file names, no ':' (see --only)
+GRID_KEYS = ("description", "data", "recipe", "set", "seeds", "eval_split", "methods", "noise")
+FINGERPRINT_VERSION = 1
+
+
+class GridError(ValueError):
+    """A grid file that cannot run; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    preset: str
+    seed: int
+    size: tuple  # (W, H)
+    fields: tuple  # ((Preset field, value), ...) overriding the preset
+
+    def preset_object(self) -> Preset:
+        return dataclasses.replace(PRESETS[self.preset], **dict(self.fields))
+
+    def to_json(self) -> dict:
+        return {"preset": self.preset, "seed": self.seed, "size": list(self.size), "fields": dict(self.fields)}
+
+
+@dataclass(frozen=True)
+class NoiseSetting:
+    name: str
+    text_flip: float = 0.0
+    noun_sub: float = 0.0
+    mask_dilate: int | None = None
+    kind: str = "clean"
+    level: float = 0.0
+
+    @property
+    def is_clean(self) -> bool:
+        return self.kind == "clean"
+
+    def corrupt_arguments(self) -> dict:
+        """Keyword arguments of actiseg_ros.data.noise_cli.corrupt."""
+        return {"flip_rate": self.text_flip, "sub_rate": self.noun_sub, "kernel": self.mask_dilate}
+
+    def to_json(self) -> dict:
+        return {"text_flip": self.text_flip, "noun_sub": self.noun_sub, "mask_dilate": self.mask_dilate,
+                "kind": self.kind, "level": self.level}
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    configs: tuple  # overlay config paths, merged after the grid's recipe
+    overrides: tuple  # ((dotted key, value), ...)
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    noise: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return "%s__%s__seed%d" % (self.method, self.noise, self.seed)
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    source: str  # the grid file
+    description: str
+    data: DataSpec
+    recipe: tuple  # config paths
+    overrides: tuple  # ((dotted key, value), ...) for every method
+    seeds: tuple
+    eval_split: str
+    methods: tuple  # Method, in file order
+    noise: tuple  # NoiseSetting, in file order
+
+    def method(self, name: str) -> Method:
+        return {m.name: m for m in self.methods}[name]
+
+    def noise_setting(self, name: str) -> NoiseSetting:
+        return {n.name: n for n in self.noise}[name]
+
+    def cells(self) -> list:
+        """Every cell, seed-major then noise then method: an interrupted grid has whole seeds done first."""
+        return [Cell(m.name, n.name, s) for s in self.seeds for n in self.noise for m in self.methods]
+
+    def parse_cell(self, text: str) -> Cell:
+        """'METHOD:NOISE:SEED' -> Cell of this grid (GridError otherwise)."""
+        parts = text.split(":")
+        if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+            raise GridError("--only %r: expected METHOD:NOISE:SEED, e.g. gce:flip40:0" % text)
+        method, noise, seed = parts[0], parts[1], int(parts[2])
+        if method not in {m.name for m in self.methods}:
+            raise GridError("--only %r: method %r is not in grid %s (methods: %s)"
+                            % (text, method, self.name, [m.name for m in self.methods]))
+        if noise not in {n.name for n in self.noise}:
+            raise GridError("--only %r: noise setting %r is not in grid %s (settings: %s)"
+                            % (text, noise, self.name, [n.name for n in self.noise]))
+        if seed < 0:
+            raise GridError("--only %r: the seed must be >= 0" % text)
+        return Cell(method, noise, seed)
+
+    def train_config(self, cell: Cell, data_root) -> TrainConfig:
+        """The cell's training config: recipe + method overlays, grid and method overrides, data and seed."""
+        method = self.method(cell.method)
+        overrides = dict(self.overrides)
+        overrides.update(dict(method.overrides))
+        overrides.update({"data_root": str(data_root), "seed": cell.seed})
+        return load_config(list(self.recipe) + list(method.configs), overrides)
+
+    def fingerprint(self, cell: Cell) -> str:
+        """Hash of everything that determines a cell's numbers (not where its files live)."""
+        config = to_dict(self.train_config(cell, "<train data of this cell>"))
+        document = {"version": FINGERPRINT_VERSION, "data": self.data.to_json(),
+                    "noise": self.noise_setting(cell.noise).to_json(), "seed": cell.seed, "train": config,
+                    "eval_split": self.eval_split}
+        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "source": self.source, "description": self.description,
+                "data": self.data.to_json(), "recipe": [str(p) for p in self.recipe],
+                "set": dict(self.overrides), "seeds": list(self.seeds), "eval_split": self.eval_split,
+                "methods": {m.name: {"configs": [str(p) for p in m.configs], "set": dict(m.overrides)}
+                            for m in self.methods},
+                "noise": {n.name: n.to_json() for n in self.noise}}
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+def grids_dir() -> Path:
+    return configs_dir() / "grids"
+
+
+def resolve_grid_path(name) -> Path:
+    """'quick' / 'full' (shipped under configs/grids) or a path to a YAML file."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = grids_dir() / (str(name) if str(name).endswith(".yaml") else "%s.yaml" % name)
+    if shipped.is_file():
+        return shipped
+    shipped_names = sorted(p.stem for p in grids_dir().glob("*.yaml"))
+    raise GridError("grid %s not found (shipped grids: %s)" % (name, shipped_names))
+
+
+def resolve_config(name: str, where: str) -> Path:
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = configs_dir() / (name if name.endswith(".yaml") else name + ".yaml")
+    if shipped.is_file():
+        return shipped
+    raise GridError("%s: config %s not found (neither a file nor under %s)" % (where, name, configs_dir()))
+
+
+def _mapping(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise GridError("%s: expected a mapping, got %r" % (where, value))
+    return value
+
+
+def _names(value, where: str) -> list:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise GridError("%s: expected a config name or a list of them, got %r" % (where, value))
+    return value
+
+
+def _check_name(name, where: str) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or "__" in name:
+        raise GridError("%s: name %r must be lower-case letters, digits, '_' or '-' (no '__')" % (where, name))
+
+
+def parse_data(values: dict, where: str) -> DataSpec:
+    values = dict(_mapping(values, where))
+    preset = values.pop("preset", "default")
+    if preset not in PRESETS:
+        raise GridError("%s.preset: %r is not a synth preset (%s)" % (where, preset, sorted(PRESETS)))
+    seed = values.pop("seed", 0)
+    if not isinstance(seed, int):
+        raise GridError("%s.seed: expected an integer, got %r" % (where, seed))
+    size = values.pop("size", None)
+    if size is None:
+        size = PRESETS[preset].size
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) and s >= 16 for s in size)):
+        raise GridError("%s.size: expected [WIDTH, HEIGHT] in pixels (>= 16), got %r" % (where, size))
+    allowed = {f.name for f in dataclasses.fields(Preset)} - {"name", "size"}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise GridError("%s: unknown key(s) %s; allowed: preset, seed, size, %s" % (where, unknown, sorted(allowed)))
+    fields = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
+    spec = DataSpec(preset, seed, tuple(size), fields)
+    try:
+        spec.preset_object()
+    except TypeError as err:
+        raise GridError("%s: %s" % (where, err)) from None
+    return spec
+
+
+def noise_kind(text_flip: float, noun_sub: float, mask_dilate) -> str:
+    active = [name for name, on in (("flip", text_flip > 0), ("substitution", noun_sub > 0),
+                                    ("dilation", mask_dilate is not None)) if on]
+    if not active:
+        return "clean"
+    return active[0] if len(active) == 1 else "mixed"
+
+
+def parse_noise(name: str, values, where: str) -> NoiseSetting:
+    _check_name(name, where)
+    values = dict(_mapping(values, "%s.%s" % (where, name)))
+    here = "%s.%s" % (where, name)
+    unknown = sorted(set(values) - {"text_flip", "noun_sub", "mask_dilate", "level"})
+    if unknown:
+        raise GridError("%s: unknown key(s) %s; allowed: text_flip, noun_sub, mask_dilate, level" % (here, unknown))
+    text_flip, noun_sub = values.get("text_flip", 0.0), values.get("noun_sub", 0.0)
+    for key, rate in (("text_flip", text_flip), ("noun_sub", noun_sub)):
+        if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise GridError("%s.%s: expected a rate in [0, 1], got %r" % (here, key, rate))
+    mask_dilate = values.get("mask_dilate")
+    if mask_dilate is not None and (not isinstance(mask_dilate, int) or mask_dilate < 1 or mask_dilate % 2 == 0):
+        raise GridError("%s.mask_dilate: expected an odd kernel size >= 1 (at 854x480), got %r" % (here, mask_dilate))
+    kind = noise_kind(text_flip, noun_sub, mask_dilate)
+    level = values.get("level")
+    if level is not None and not isinstance(level, (int, float)):
+        raise GridError("%s.level: expected a number, got %r" % (here, level))
+    if level is None:
+        level = {"clean": 0.0, "flip": 100.0 * text_flip, "substitution": 100.0 * noun_sub,
+                 "dilation": float(mask_dilate or 0), "mixed": None}[kind]
+    return NoiseSetting(name, float(text_flip), float(noun_sub), mask_dilate, kind, level)
+
+
+def rank_mixed_levels(settings: list) -> list:
+    """Mixed settings without an explicit level get their severity rank (1, 2, ...) by (flip, sub, kernel)."""
+    unranked = sorted((s for s in settings if s.level is None),
+                      key=lambda s: (s.text_flip, s.noun_sub, s.mask_dilate or 0))
+    ranks = {s.name: float(i + 1) for i, s in enumerate(unranked)}
+    return [dataclasses.replace(s, level=ranks[s.name]) if s.name in ranks else s for s in settings]
+
+
+def parse_method(name: str, values, where: str) -> Method:
+    _check_name(name, where)
+    here = "%s.%s" % (where, name)
+    values = dict(_mapping(values, here))
+    unknown = sorted(set(values) - {"configs", "set"})
+    if unknown:
+        raise GridError("%s: unknown key(s) %s; allowed: configs, set" % (here, unknown))
+    configs = tuple(resolve_config(c, "%s.configs" % here) for c in _names(values.get("configs"), "%s.configs" % here))
+    overrides = tuple(_mapping(values.get("set"), "%s.set" % here).items())
+    return Method(name, configs, overrides)
+
+
+def load_grid(name, seeds: int | None = None) -> Grid:
+    """Read and check a grid file; every method's training config is built once so that a bad one fails
+    now, not after an hour of other cells. `seeds` overrides the file's seed count."""
+    path = resolve_grid_path(name)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise GridError("%s: not valid YAML: %s" % (path, err)) from None
+    where = str(path)
+    document = _mapping(document, where)
+    unknown = sorted(set(document) - set(GRID_KEYS))
+    if unknown:
+        raise GridError("%s: unknown key(s) %s; allowed: %s" % (where, unknown, list(GRID_KEYS)))
+    for key in ("data", "recipe", "methods", "noise"):
+        if not document.get(key):
+            raise GridError("%s: '%s' is missing or empty" % (where, key))
+    count = document.get("seeds", 1) if seeds is None else seeds
+    if not isinstance(count, int) or count < 1:
+        raise GridError("%s: seeds must be a positive integer, got %r" % (where if seeds is None else "--seeds", count))
+    noise = rank_mixed_levels([parse_noise(n, v, "%s: noise" % where)
+                               for n, v in _mapping(document["noise"], "%s: noise" % where).items()])
+    grid = Grid(
+        name=path.stem, source=str(path), description=str(document.get("description", "")).strip(),
+        data=parse_data(document["data"], "%s: data" % where),
+        recipe=tuple(resolve_config(c, "%s: recipe" % where) for c in _names(document["recipe"], "%s: recipe" % where)),
+        overrides=tuple(_mapping(document.get("set"), "%s: set" % where).items()),
+        seeds=tuple(range(count)), eval_split=str(document.get("eval_split", "val_human")),
+        methods=tuple(parse_method(n, v, "%s: methods" % where)
+                      for n, v in _mapping(document["methods"], "%s: methods" % where).items()),
+        noise=tuple(noise))
+    for method in grid.methods:
+        try:
+            grid.train_config(Cell(method.name, grid.noise[0].name, 0), "<data>")
+        except (ValueError, OSError) as err:
+            raise GridError("%s: method %s: invalid training config: %s" % (where, method.name, err)) from None
+    return grid
