@@ -25,6 +25,7 @@ register("infer", "actiseg_ros.training.infer", "write palette-PNG predictions (
          extra="train")
 register("export", "actiseg_ros.training.export", "export a checkpoint to ONNX graphs + model card, with parity check (torch)",
          extra="train")
+register("robustness", "actiseg_ros.training.robustness", "ActiSeg-NL robustness benchmark grid (torch)", extra="train")
 register("bench", "actiseg_ros.inference.bench", "time each available inference backend: latency, throughput, GFLOPs")
 register("demo", "actiseg_ros.demo", "run the perception node on the synthetic stream: overlay video + JSON report")
 register("run", "actiseg_ros.run_cli", "run the ROS 2 perception node alone (no ros2 launch needed)")

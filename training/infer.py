@@ -43,25 +43,31 @@ class OnnxRunner:
 
 
 class TorchRunner:
-    """A training checkpoint run by torch (for checkpoints that were not exported yet)."""
+    """An ActiSegModel (in eval mode, on the CPU) run by torch: checkpoints not exported yet, and
+    in-training validation."""
 
-    def __init__(self, checkpoint, threads: int = 0):
+    def __init__(self, model, input_hw):
+        import torch
+
+        from .prompts import PromptBank
+
+        self.torch, self.model, self.input_hw = torch, model, tuple(input_hw)
+        self.bank = PromptBank(model.text_encoder)
+        self.gate = POSITIVE_GATE
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, threads: int = 0) -> "TorchRunner":
         try:
             import torch
         except ModuleNotFoundError:
             raise SystemExit("actiseg infer: a .pt checkpoint needs torch (pip install 'actiseg_ros[train]'); "
                              "exported model folders run without it") from None
-
         from .checkpoint import load_weights
-        from .prompts import PromptBank
 
         if threads:
             torch.set_num_threads(threads)
-        self.torch = torch
-        self.model, config, _ = load_weights(checkpoint)
-        self.bank = PromptBank(self.model.text_encoder)
-        self.input_hw = config.model.input_hw
-        self.gate = POSITIVE_GATE
+        model, config, _ = load_weights(checkpoint)
+        return cls(model, config.model.input_hw)
 
     def set_prompts(self, prompts: list) -> None:
         self.tokens, self.mask = self.bank.lookup([prompts], len(prompts))
@@ -78,7 +84,7 @@ def open_model(path, backend: str = "ort-cpu", threads: int = 0):
     if path.is_dir():
         return OnnxRunner(path, backend, threads)
     if path.is_file():
-        return TorchRunner(path, threads)
+        return TorchRunner.from_checkpoint(path, threads)
     raise FileNotFoundError("model not found: %s (an exported folder or a .pt checkpoint)" % path)
 
 

@@ -11,8 +11,7 @@ from tqdm import tqdm
 from actiseg_ros.data import actionvos
 from actiseg_ros.evaluation.metrics import MetricAccumulator
 
-from .infer import predict_segment
-from .prompts import PromptBank
+from .infer import TorchRunner, predict_segment
 
 
 def pick_segments(root, split: str, count: int) -> list:
@@ -35,10 +34,10 @@ def validation_giou(model, root, split: str, segments: list, input_hw, desc: str
         model = copy.deepcopy(model).cpu()
     was_training = model.training
     model.eval()
-    bank = PromptBank(model.text_encoder)
+    runner = TorchRunner(model, input_hw)
     scores = MetricAccumulator()
     for segment in tqdm(segments, desc=desc, leave=False):
-        predictions = predict_segment(model, bank, root, split, segment, input_hw)
+        predictions = predict_segment(runner, root, split, segment)
         positives = {k: bool(info.positive) for k, info in segment.objects.items()}
         for frame, labels in predictions:
             truth = actionvos.read_label_png(actionvos.annotation_path(root, split, segment.name, frame))
