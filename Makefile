@@ -47,3 +47,20 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Reproduce the shipped default model (CPU: about 30 min of training on 2 cores; see models/MODEL_CARD.md).
+.PHONY: default-model
+default-model: setup
+	$(BIN)/actiseg synth --preset default --seed 0 --out data/synth_default --overwrite
+	$(BIN)/actiseg train --config default --out runs/default
+	$(BIN)/actiseg export --checkpoint runs/default/model.pt --out $(DEFAULT_MODEL) --vocabulary synthetic
+	$(BIN)/actiseg infer --data data/synth_default --split val_human --out runs/default/pred --model $(DEFAULT_MODEL)
+	$(BIN)/actiseg eval --pred runs/default/pred --data data/synth_default --split val_human \
+	    --json runs/default/val_human.json --breakdown-json runs/default/val_human_breakdown.json
+	$(BIN)/actiseg infer --data data/synth_default --split val_human --out runs/default/pred_shuffled \
+	    --model $(DEFAULT_MODEL) --shuffle-narrations 0
+	$(BIN)/actiseg eval --pred runs/default/pred_shuffled --data data/synth_default --split val_human \
+	    --json runs/default/val_human_shuffled.json
+	$(BIN)/actiseg export --checkpoint runs/default/model.pt --out $(DEFAULT_MODEL) --vocabulary synthetic \
+	    --metrics runs/default/val_human.json
+	cp runs/default/model.pt $(DEFAULT_MODEL)/actiseg_default.pt

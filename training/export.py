@@ -193,7 +193,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only (re)generate OUT/text_encoder.onnx from the installed MiniLM package")
     parser.add_argument("--out", required=True, help="output folder, e.g. models/NAME")
     parser.add_argument("--metrics", default=None, help="an `actiseg eval --json` file to record in the card")
-    parser.add_argument("--vocabulary", default=None, help="JSON list of object names the model was trained on")
+    parser.add_argument("--vocabulary", default=None,
+                        help="JSON list of object names the model was trained on, or 'synthetic' for the "
+                             "synthetic generator's taxonomy")
 
 
 def main(args) -> int:
@@ -203,7 +205,13 @@ def main(args) -> int:
     if not args.checkpoint:
         raise SystemExit("actiseg export: --checkpoint is required (or --text-only)")
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
-    vocabulary = json.loads(Path(args.vocabulary).read_text()) if args.vocabulary else None
+    vocabulary = None
+    if args.vocabulary == "synthetic":
+        from actiseg_ros.data.taxonomy import vocabulary as taxonomy_vocabulary
+
+        vocabulary = sorted({name for names in taxonomy_vocabulary().values() for name in names})
+    elif args.vocabulary:
+        vocabulary = json.loads(Path(args.vocabulary).read_text())
     card = export(args.checkpoint, args.out, metrics, vocabulary)
     print("exported to %s; parity: %s" % (args.out, json.dumps(card["parity"])))
     return 0
