@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import json
 import shutil
 import warnings
@@ -157,7 +158,7 @@ def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | 
         "tokenizer_sha256": sha256(out_dir / "tokenizer.json"),
         "backbone": config.model.backbone,
         "aux_heads_in_graph": 0,
-        "training": {"config": config.data_root, "info": info},
+        "training": {"data_root": os.path.basename(os.path.normpath(config.data_root)), "info": info},
         "vocabulary": vocabulary or [],
         "metrics": metrics or {},
         "parity": parity,
