@@ -2,13 +2,12 @@
 composes with the base objective / PMHM, the co-teaching group selection, the epoch schedule, one real
 `actiseg train` step of each strategy, exact resume after SIGKILL for the stateful ones (ELR,
 co-teaching) and co-teaching's choice of the better model."""
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from process_helpers import kill_after_first_checkpoint
 
 torch = pytest.importorskip("torch", reason="training tests need torch (pip install 'actiseg_ros[train]')")
 
@@ -326,14 +325,8 @@ def uninterrupted(tiny_data, tmp_path_factory):
 @pytest.mark.parametrize("name", list(STATEFUL))
 def test_resume_after_sigkill_is_exact_with_strategy_state(tiny_data, uninterrupted, tmp_path, name):
     args = ACTISEG + stateful_args(tiny_data, tmp_path, name)
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = tmp_path / "latest.pt"
-    deadline = time.monotonic() + 300
-    while not latest.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_after_first_checkpoint(args, latest)
     checkpoint = torch.load(latest, map_location="cpu", weights_only=False)
     assert checkpoint["strategy"], "the checkpoint holds no strategy state"
     resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True)

@@ -2,13 +2,12 @@
 two-process DDP (gloo) runs, and the trained checkpoint goes through infer + eval."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from process_helpers import kill_after_first_checkpoint
 
 torch = pytest.importorskip("torch", reason="training tests need torch (pip install 'actiseg_ros[train]')")
 
@@ -66,14 +65,8 @@ def test_training_changes_the_weights_and_the_loss_falls(uninterrupted_run, tiny
 
 def test_resume_after_sigkill_reaches_the_same_weights(tiny_data, uninterrupted_run, tmp_path):
     args = ACTISEG + ["train"] + TINY + ["--out", str(tmp_path), "--set", "data_root=%s" % tiny_data]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = tmp_path / "latest.pt"
-    deadline = time.monotonic() + 300
-    while not latest.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_after_first_checkpoint(args, latest)
     assert not (tmp_path / "model.pt").exists()
     killed_at = torch.load(latest, map_location="cpu", weights_only=False)["step"]
     resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True)

@@ -210,3 +210,12 @@ def from_dict(values: dict) -> TrainConfig:
 
 def configs_dir() -> Path:
     return Path(__file__).resolve().parent / "configs"
+
+
+def find_config(name: str):
+    """A recipe by path, or by name under configs/ ('default', 'strategies/gce'); None if neither exists."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = configs_dir() / (name if name.endswith(".yaml") else name + ".yaml")
+    return shipped if shipped.is_file() else None

@@ -39,7 +39,7 @@ import yaml
 
 from actiseg_ros.data.synth import PRESETS, Preset
 
-from .config import TrainConfig, configs_dir, load_config, to_dict
+from .config import TrainConfig, configs_dir, find_config, load_config, to_dict
 
 METRICS = ("p_mIoU", "n_mIoU", "p_cIoU", "n_cIoU", "gIoU", "acc")  # as in `actiseg eval --json`
 METRIC_LABELS = {"p_mIoU": "p-mIoU", "n_mIoU": "n-mIoU", "p_cIoU": "p-cIoU", "n_cIoU": "n-cIoU", "gIoU": "gIoU",
@@ -194,12 +194,9 @@ def resolve_grid_path(name) -> Path:
 
 
 def resolve_config(name: str, where: str) -> Path:
-    path = Path(name)
-    if path.is_file():
-        return path
-    shipped = configs_dir() / (name if name.endswith(".yaml") else name + ".yaml")
-    if shipped.is_file():
-        return shipped
+    found = find_config(name)
+    if found is not None:
+        return found
     raise GridError("%s: config %s not found (neither a file nor under %s)" % (where, name, configs_dir()))
 
 

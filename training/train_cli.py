@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from .config import configs_dir, load_config
+from .config import configs_dir, find_config, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,14 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config_path(name: str):
-    from pathlib import Path
-
-    path = Path(name)
-    if path.is_file():
-        return path
-    shipped = configs_dir() / (name if name.endswith(".yaml") else name + ".yaml")
-    if shipped.is_file():
-        return shipped
+    found = find_config(name)
+    if found is not None:
+        return found
     shipped_names = sorted(str(p.relative_to(configs_dir()).with_suffix("")) for p in configs_dir().rglob("*.yaml"))
     raise SystemExit("config %s not found (shipped configs: %s)" % (name, shipped_names))
 
