@@ -89,8 +89,9 @@ def installed_prefix(tmp_path_factory):
             target = build / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(source.read_bytes())
+    # --target, not --prefix: with --prefix pip first uninstalls the copy installed in the running venv.
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--prefix", str(prefix), str(build)], check=True)
+                    "--target", str(prefix), str(build)], check=True)
     return prefix
 
 
@@ -116,6 +117,6 @@ def test_ament_index_finds_the_installed_share_dir(installed_prefix):
 
 
 def test_training_code_installs_as_a_subpackage(installed_prefix):
-    site = next(installed_prefix.glob("lib/python3*/site-packages"))
+    site = installed_prefix  # --target puts packages at the top of the target folder
     assert (site / "actiseg_ros" / "training" / "__init__.py").is_file()
     assert not (site / "training").exists(), "a generic top-level 'training' package must not be installed"
