@@ -193,7 +193,8 @@ def test_additive_strategies_add_their_term_to_the_pmhm_loss(name, term):
     torch.manual_seed(0)
     batch, net = make_batch(), PixelLinear(3)
     config = load_config([TINY, overlay(name)])
-    total, parts = build_strategy(config).loss(forward_of(net), batch, StepContext(0.4, 0, 0))
+    after_warmup = StepContext(0.4, config.loss.pmhm_warmup_epochs, 0)  # PMHM's robust loss is on
+    total, parts = build_strategy(config).loss(forward_of(net), batch, after_warmup)
     outputs = net(batch["images"].flatten(0, 1))
     base, base_parts = compute_loss(outputs, batch, config, 0.4, epoch=config.loss.pmhm_warmup_epochs)
     rows = flatten_batch(outputs, batch)

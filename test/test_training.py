@@ -107,7 +107,7 @@ def test_two_process_ddp_on_cpu(tiny_data, tmp_path):
     result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m",
                              "actiseg_ros.training.train_cli", "--config", "tiny", "--out", str(tmp_path),
                              "--set", "data_root=%s" % tiny_data, "--set", "max_steps=2", "--set", "threads=1"],
-                            capture_output=True, text=True, env=env, timeout=600)
+                            capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     info = torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=False)["info"]
     assert info["world_size"] == 2 and info["steps"] == 2
