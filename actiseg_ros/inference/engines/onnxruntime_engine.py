@@ -185,7 +185,22 @@ def session_io(session) -> tuple:
     return inputs, [o.name for o in session.get_outputs()]
 
 
-class OrtSegmenterEngine(SegmenterEngine):
+class OrtSession:
+    """What both ONNX Runtime engines share: the session's real providers, the device, closing."""
+
+    @property
+    def providers(self) -> list:
+        return self.session.get_providers()
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.name == "ort-cpu" else "cuda:%d" % self.options.device_id
+
+    def close(self) -> None:
+        self.session = None
+
+
+class OrtSegmenterEngine(OrtSession, SegmenterEngine):
     def __init__(self, graph_path, input_hw, max_tokens: int, text_width: int, backend: str = "ort-cpu",
                  options: OrtOptions = OrtOptions(), graph_sha256: str | None = None):
         super().__init__(input_hw, max_tokens, text_width)
@@ -200,24 +215,15 @@ class OrtSegmenterEngine(SegmenterEngine):
         check_graph_io(graph_path, inputs, outputs, SEGMENTER_INPUTS, SEGMENTER_OUTPUTS, self.sizes)
         self._outputs = list(SEGMENTER_OUTPUTS)
 
-    @property
-    def providers(self) -> list:
-        return self.session.get_providers()
-
-    @property
-    def device(self) -> str:
-        return "cpu" if self.name == "ort-cpu" else "cuda:%d" % self.options.device_id
 
     def _run(self, images, text_tokens, text_mask) -> tuple:
         mask_logits, positive_logits = self.session.run(
             self._outputs, {"images": images, "text_tokens": text_tokens, "text_mask": text_mask})
         return mask_logits, positive_logits
 
-    def close(self) -> None:
-        self.session = None
 
 
-class OrtTextEngine(TextEngine):
+class OrtTextEngine(OrtSession, TextEngine):
     def __init__(self, graph_path, max_tokens: int, text_width: int, backend: str = "ort-cpu",
                  options: OrtOptions = OrtOptions(), graph_sha256: str | None = None):
         super().__init__(max_tokens, text_width)
@@ -231,13 +237,6 @@ class OrtTextEngine(TextEngine):
         inputs, outputs = session_io(self.session)
         check_graph_io(graph_path, inputs, outputs, TEXT_INPUTS, TEXT_OUTPUTS, {"L": max_tokens})
 
-    @property
-    def providers(self) -> list:
-        return self.session.get_providers()
-
-    @property
-    def device(self) -> str:
-        return "cpu" if self.name == "ort-cpu" else "cuda:%d" % self.options.device_id
 
     def _run(self, input_ids, attention_mask) -> np.ndarray:
         tokens = self.session.run(list(TEXT_OUTPUTS), {"input_ids": input_ids, "attention_mask": attention_mask})[0]
@@ -245,5 +244,3 @@ class OrtTextEngine(TextEngine):
             raise EngineError("text encoder returned width %d, the model card says %d" % (tokens.shape[-1], self.text_width))
         return tokens
 
-    def close(self) -> None:
-        self.session = None

@@ -231,7 +231,22 @@ class TrtRunner:
         self.context = self.engine = None
 
 
-class TrtSegmenterEngine(SegmenterEngine):
+class TrtEngineBase:
+    """What both native TensorRT engines share: version, device, closing the runner."""
+
+    @property
+    def providers(self) -> list:
+        return ["TensorRT %s" % self.runner.trt.__version__]
+
+    @property
+    def device(self) -> str:
+        return "cuda:%d (%s)" % (self.options.device_id, gpu_name(self.options.device_id) or "unknown GPU")
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+class TrtSegmenterEngine(TrtEngineBase, SegmenterEngine):
     name = "tensorrt"
 
     def __init__(self, graph_path, input_hw, max_tokens: int, text_width: int, graph_sha256: str,
@@ -245,23 +260,14 @@ class TrtSegmenterEngine(SegmenterEngine):
         inputs, outputs = self.runner.io({n: d for n, _, d in SEGMENTER_INPUTS})
         check_graph_io(graph_path, inputs, outputs, SEGMENTER_INPUTS, SEGMENTER_OUTPUTS, self.sizes)
 
-    @property
-    def providers(self) -> list:
-        return ["TensorRT %s" % self.runner.trt.__version__]
-
-    @property
-    def device(self) -> str:
-        return "cuda:%d (%s)" % (self.options.device_id, gpu_name(self.options.device_id) or "unknown GPU")
 
     def _run(self, images, text_tokens, text_mask) -> tuple:
         out = self.runner.run({"images": images, "text_tokens": text_tokens, "text_mask": text_mask})
         return out["mask_logits"], out["positive_logits"]
 
-    def close(self) -> None:
-        self.runner.close()
 
 
-class TrtTextEngine(TextEngine):
+class TrtTextEngine(TrtEngineBase, TextEngine):
     name = "tensorrt"
 
     def __init__(self, graph_path, max_tokens: int, text_width: int, graph_sha256: str,
@@ -275,16 +281,7 @@ class TrtTextEngine(TextEngine):
         inputs, outputs = self.runner.io({n: d for n, _, d in TEXT_INPUTS})
         check_graph_io(graph_path, inputs, outputs, TEXT_INPUTS, TEXT_OUTPUTS, {"L": max_tokens})
 
-    @property
-    def providers(self) -> list:
-        return ["TensorRT %s" % self.runner.trt.__version__]
-
-    @property
-    def device(self) -> str:
-        return "cuda:%d (%s)" % (self.options.device_id, gpu_name(self.options.device_id) or "unknown GPU")
 
     def _run(self, input_ids, attention_mask) -> np.ndarray:
         return self.runner.run({"input_ids": input_ids, "attention_mask": attention_mask})["text_tokens"]
 
-    def close(self) -> None:
-        self.runner.close()
