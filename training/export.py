@@ -11,9 +11,8 @@ exporter emits opset >= 18 only. PMHM's auxiliary heads are not in the graph (tr
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -21,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from actiseg_ros.inference.model_card import sha256_file
 
 from .checkpoint import load_weights
 from .modeling.text_encoder import MAX_TOKENS, TEXT_WIDTH, load_tokenizer, minilm_path, tokenize
@@ -44,14 +45,6 @@ class SegmenterGraph(nn.Module):
     def forward(self, images, text_tokens, text_mask):
         out = self.segmenter(images, text_tokens, text_mask)
         return out["mask_logits"], out["positive_logits"]
-
-
-def sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _export(module, args, path, input_names, output_names, dynamic_axes) -> None:
@@ -153,9 +146,9 @@ def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | 
         "prompt_template": "{object} used in the action of {narration}",
         "tokenizer": "tokenizer.json",
         "opset": OPSET,
-        "graphs": {name: {"file": file, "sha256": sha256(out_dir / file)}
+        "graphs": {name: {"file": file, "sha256": sha256_file(out_dir / file)}
                    for name, file in (("text_encoder", TEXT_GRAPH), ("segmenter", SEGMENTER_GRAPH))},
-        "tokenizer_sha256": sha256(out_dir / "tokenizer.json"),
+        "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json"),
         "backbone": config.model.backbone,
         "aux_heads_in_graph": 0,
         "training": {"data_root": os.path.basename(os.path.normpath(config.data_root)), "info": info},
@@ -178,7 +171,7 @@ def export_text_only(out_dir) -> str:
     target = out_dir / TEXT_GRAPH
     export_text_encoder(TextEncoder(), target)
     card_path = out_dir / CARD
-    digest = sha256(target)
+    digest = sha256_file(target)
     if card_path.is_file():
         expected = json.loads(card_path.read_text())["graphs"]["text_encoder"]["sha256"]
         if digest != expected:
