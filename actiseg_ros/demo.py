@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from actiseg_ros.ros import run_analysis
-from actiseg_ros.ros.processes import PERCEPTION_MODULE, REPLAY_MODULE, ChildNode, read_manifest, wait_until
+from actiseg_ros.ros.processes import read_manifest, run_replay_session
 
 DEFAULT_DIR = Path("docs/demo")
 
@@ -165,33 +165,12 @@ def main(args) -> int:
           % (args.seed, width, height, args.rate, model, logs))
     began = time.monotonic()
     collector = OutputCollector("actiseg_demo", keep_masks=True, keep_overlay=True)
-    node = ChildNode(PERCEPTION_MODULE, logs / "perception_node.log",
-                     {"model_dir": str(model), "backend": args.backend}, params_file=config_file())
-    replay = None
-    try:
-        if not wait_until(lambda: not node.alive() or collector.lifecycle_state() == "active", 120):
-            raise SystemExit("the perception node did not become active:\n" + node.log_tail())
-        if not node.alive():
-            raise SystemExit("the perception node exited:\n" + node.log_tail())
-        manifest = logs / "manifest.jsonl"
-        replay = ChildNode(REPLAY_MODULE, logs / "replay_node.log",
-                           {"source": "synthetic", "seed": args.seed, "width": width, "height": height,
-                            "actions": args.actions, "rate": float(args.rate), "action_script": ["auto"],
-                            "action_objects": "scene", "manifest": str(manifest)})
-        code = replay.wait(max(10.0, args.timeout - (time.monotonic() - began)))
-        if code is None:
-            raise SystemExit("the replay did not finish within --timeout %.0f s:\n%s"
-                             % (args.timeout, replay.log_tail()))
-        if code != 0:
-            raise SystemExit("the replay failed (exit %s):\n%s" % (code, replay.log_tail()))
-        collector.wait_quiet(quiet=1.5, timeout=30)
-        node_diagnostics = dict(collector.diagnostics.get("actiseg: perception", {}))
-    finally:
-        if replay is not None:
-            replay.stop()
-        node.stop()
-        records = collector.snapshot()
-        collector.close()
+    manifest = logs / "manifest.jsonl"
+    records, node_diagnostics = run_replay_session(
+        collector, logs, {"model_dir": str(model), "backend": args.backend},
+        {"source": "synthetic", "seed": args.seed, "width": width, "height": height, "actions": args.actions,
+         "rate": float(args.rate), "action_script": ["auto"], "action_objects": "scene", "manifest": str(manifest)},
+        deadline=began + args.timeout, params_file=config_file())
 
     stream = SceneStream(seed=args.seed, size=(width, height), actions=args.actions)
     report = analyse(manifest, records, stream)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from actiseg_ros.ros import run_analysis
-from actiseg_ros.ros.processes import PERCEPTION_MODULE, REPLAY_MODULE, ChildNode, read_manifest, wait_until
+from actiseg_ros.ros.processes import read_manifest, run_replay_session
 
 ACTION = "cut onion on chopping board with knife"  # 3 named objects + 2 hands = K 5
 
@@ -80,28 +80,13 @@ def bench_node(model: Path, width: int, height: int, rate: float, seconds: float
     from actiseg_ros.ros.collector import OutputCollector
 
     collector = OutputCollector("actiseg_bench")
-    node = ChildNode(PERCEPTION_MODULE, logs / "perception_node.log",
-                     {"model_dir": str(model), "backend": "ort-cpu", "threads": threads, "action": ACTION,
-                      "positive_gate": 0.0})
-    replay = None
-    try:
-        if not wait_until(lambda: not node.alive() or collector.lifecycle_state() == "active", 120) or not node.alive():
-            raise SystemExit("the node did not become active:\n" + node.log_tail())
-        count = int(round(rate * seconds))
-        replay = ChildNode(REPLAY_MODULE, logs / "replay_node.log",
-                           {"source": "synthetic", "seed": 3, "width": width, "height": height, "rate": float(rate),
-                            "count": count, "loop": True, "loop_frames": 60, "action_script": [""],
-                            "manifest": str(logs / "manifest.jsonl")})
-        if replay.wait(seconds + 180) != 0:
-            raise SystemExit("the replay failed:\n" + replay.log_tail())
-        collector.wait_quiet(quiet=1.5, timeout=30)
-        diagnostics = dict(collector.diagnostics.get("actiseg: perception", {}))
-    finally:
-        if replay is not None:
-            replay.stop()
-        node.stop()
-        records = collector.snapshot()
-        collector.close()
+    count = int(round(rate * seconds))
+    records, diagnostics = run_replay_session(
+        collector, logs, {"model_dir": str(model), "backend": "ort-cpu", "threads": threads, "action": ACTION,
+                          "positive_gate": 0.0},
+        {"source": "synthetic", "seed": 3, "width": width, "height": height, "rate": float(rate), "count": count,
+         "loop": True, "loop_frames": 60, "action_script": [""], "manifest": str(logs / "manifest.jsonl")},
+        deadline=time.monotonic() + 120 + seconds + 180)
     _header, frames, _actions = read_manifest(logs / "manifest.jsonl")
     matched = run_analysis.match_outputs(frames, records)
     warm = [(f, r) for f, r in matched if f["index"] >= rate and "received" in r]  # skip the first second

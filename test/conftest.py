@@ -5,6 +5,11 @@ developer's running robot) never hear each other. Subprocesses inherit these var
 """
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from actiseg_ros.dds import use_default_profile
 
@@ -13,3 +18,19 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 use_default_profile()
+
+
+ACTISEG = [str(Path(sys.executable).with_name("actiseg"))]  # the installed entry point, as a user runs it
+
+
+def run_actiseg(args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(ACTISEG + list(args), capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """The `tiny` synthetic preset, generated once per test session (training and strategy tests share it)."""
+    root = tmp_path_factory.mktemp("synth_tiny")
+    out = run_actiseg(["synth", "--preset", "tiny", "--seed", "0", "--out", str(root)])
+    assert out.returncode == 0, out.stderr
+    return root

@@ -3,8 +3,6 @@ composes with the base objective / PMHM, the co-teaching group selection, the ep
 `actiseg train` step of each strategy, exact resume after SIGKILL for the stateful ones (ELR,
 co-teaching) and co-teaching's choice of the better model."""
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from process_helpers import kill_after_first_checkpoint
@@ -24,19 +22,13 @@ from actiseg_ros.training.strategies import (  # noqa: E402
     row_keys,
     strong_view,
 )
+from conftest import ACTISEG, run_actiseg as run  # noqa: E402
 
-# The installed console script: `python -m actiseg_ros.cli` from the repository root would import the
-# source tree's actiseg_ros, which lacks the training subpackage (installed from training/).
-ACTISEG = [str(Path(sys.executable).with_name("actiseg"))]
 TINY = configs_dir() / "tiny.yaml"
 
 
 def overlay(name):
     return configs_dir() / "strategies" / ("%s.yaml" % name)
-
-
-def run(args, **kwargs):
-    return subprocess.run(ACTISEG + args, capture_output=True, text=True, **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -47,14 +39,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth_tiny_strategies")
-    out = run(["synth", "--preset", "tiny", "--seed", "0", "--out", str(root)])
-    assert out.returncode == 0, out.stderr
-    return root
 
 
 # ------------------------------------------------------------------------------------------ config

@@ -12,24 +12,11 @@ from process_helpers import kill_after_first_checkpoint
 torch = pytest.importorskip("torch", reason="training tests need torch (pip install 'actiseg_ros[train]')")
 
 from actiseg_ros.training.config import configs_dir, load_config  # noqa: E402
+from conftest import ACTISEG, run_actiseg as run  # noqa: E402  (the installed console script: `python -m`
+# from the repository would import the source tree, where actiseg_ros.training does not exist)
 
-# The installed console script: `python -m` from the repository would import the source tree, where
-# actiseg_ros.training does not exist (training/ is installed into it).
-ACTISEG = [str(Path(sys.executable).with_name("actiseg"))]
 # Small, fast and deterministic: one torch thread (two spin-wait badly when the CPU is shared).
 TINY = ["--config", "tiny", "--set", "threads=1"]
-
-
-def run(args, **kwargs):
-    return subprocess.run(ACTISEG + args, capture_output=True, text=True, **kwargs)
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth_tiny")
-    out = run(["synth", "--preset", "tiny", "--seed", "0", "--out", str(root)])
-    assert out.returncode == 0, out.stderr
-    return root
 
 
 def weights(path):

@@ -124,8 +124,29 @@ def _build(cls, values: dict, where: str):
             value = _build(type(default), value, "%s.%s" % (where, key))
         elif isinstance(default, tuple):
             value = tuple(value)
+        else:
+            value = _coerce(default, value, "%s.%s" % (where, key))
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _coerce(default, value, where: str):
+    """A scalar of the default's type. YAML 1.1 reads `5e-4` (no dot) as a string; accept it for a float
+    field, and name the key for anything else of the wrong type instead of failing deep inside training."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(default, bool) != isinstance(value, bool):
+            raise ValueError("%s: expected %s, got %r" % (where, type(default).__name__, value))
+        return value
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError("%s: expected a number, got %r" % (where, value)) from None
+    if isinstance(default, int) and not isinstance(value, int):
+        raise ValueError("%s: expected an integer, got %r" % (where, value))
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ValueError("%s: expected a string, got %r" % (where, value))
+    return value
 
 
 def merge(base: dict, overlay: dict) -> dict:

@@ -47,7 +47,7 @@ def distributed_context() -> tuple:
 
 def build_optimizer(model, config: TrainConfig):
     """Pretrained parts (image backbone, and the text encoder when fine-tuned) learn at lr_backbone."""
-    named = list(model.segmenter.named_parameters())
+    named = [(n, p) for n, p in model.segmenter.named_parameters() if p.requires_grad]
     pretrained = [p for n, p in named if n.startswith("image_encoder.")]
     if config.model.text_trainable:
         pretrained += list(model.text_encoder.parameters())

@@ -101,3 +101,37 @@ def wait_until(predicate, timeout: float, poll: float = 0.1) -> bool:
             return True
         time.sleep(poll)
     return bool(predicate())
+
+
+def run_replay_session(collector, logs, node_params: dict, replay_params: dict, deadline: float,
+                       params_file=None, activate_timeout: float = 120.0) -> tuple:
+    """perception_node and replay_node as two processes, the way the demo and the node benchmark run them:
+    start the node, wait until its lifecycle is active, replay to the end, let the last outputs arrive,
+    and always stop both and close `collector` (a ros.collector.OutputCollector already subscribed).
+
+    deadline: time.monotonic() by which the replay must have finished (at least 10 s are always granted).
+    -> (collector records, the node's last diagnostics {key: value}); SystemExit with the failing node's
+    log tail when a node does not start, or the replay fails or overruns.
+    """
+    logs = Path(logs)
+    node = ChildNode(PERCEPTION_MODULE, logs / "perception_node.log", node_params, params_file=params_file)
+    replay = None
+    try:
+        if not wait_until(lambda: not node.alive() or collector.lifecycle_state() == "active", activate_timeout) \
+                or not node.alive():
+            raise SystemExit("the perception node did not become active:\n" + node.log_tail())
+        replay = ChildNode(REPLAY_MODULE, logs / "replay_node.log", replay_params)
+        code = replay.wait(max(10.0, deadline - time.monotonic()))
+        if code is None:
+            raise SystemExit("the replay did not finish in time:\n" + replay.log_tail())
+        if code != 0:
+            raise SystemExit("the replay failed (exit %s):\n%s" % (code, replay.log_tail()))
+        collector.wait_quiet(quiet=1.5, timeout=30)
+        diagnostics = dict(collector.diagnostics.get("actiseg: perception", {}))
+    finally:
+        if replay is not None:
+            replay.stop()
+        node.stop()
+        records = collector.snapshot()
+        collector.close()
+    return records, diagnostics

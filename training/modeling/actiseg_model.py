@@ -18,6 +18,7 @@ from .text_encoder import TEXT_WIDTH, TextEncoder, sentence_embedding
 class ModelConfig:
     backbone: str = "efficientnet-lite0"
     pretrained: bool = True
+    backbone_trainable: bool = True  # False: ImageNet features as they are (no backward through the backbone)
     dim: int = 96
     heads: int = 4
     decoder_layers: int = 2
@@ -55,14 +56,24 @@ class ActiSegSegmenter(nn.Module):
         self.fusion = TextImageFusion(config.dim, config.heads)
         self.decoder = MaskDecoder(config.dim, config.decoder_layers, config.heads)
         self.aux_heads = AuxiliaryMaskHeads(self.decoder.mask_head, config.aux_heads)
+        if not config.backbone_trainable:
+            self.image_encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not self.config.backbone_trainable:
+            self.image_encoder.eval()  # a frozen backbone keeps its ImageNet batch-norm statistics
+        return self
 
     def forward(self, images, text_tokens, text_mask, with_aux: bool = False) -> dict:
         b, k, length, width = text_tokens.shape
         mask = text_mask.reshape(b * k, length) > 0
         tokens, sentence = self.prompt(text_tokens.reshape(b * k, length, width), mask.to(text_tokens.dtype))
-        p4, p16 = self.pixel_decoder(self.image_encoder(images))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.backbone_trainable):
+            features = self.image_encoder(images)
+        p4, p16 = self.pixel_decoder(features)
         fused = self.fusion(p16, tokens, mask, sentence, k)
-        out = self.decoder(p4, fused, p16.shape[-2:], tokens, mask, sentence, k)
+        out = self.decoder(p4, fused, p16.shape[-2:], tokens, mask, sentence)
         if with_aux and len(self.aux_heads.heads):
             out["aux_mask_logits"] = self.aux_heads(out["query"], out["mask_features"])
         h4, w4 = out["mask_logits"].shape[-2:]

@@ -1,6 +1,8 @@
 """Per-prompt query decoder, text-conditioned mask head and positive-class head."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -31,8 +33,44 @@ class DecoderLayer(nn.Module):
         return self.norms[2](query + self.ffn(query))
 
 
+class MaskFeatures(NamedTuple):
+    """Per-prompt stride-4 mask features in factored form: row n (frame n // k, prompt n % k) has the features
+    fine[n // k] + upsample(coarse[n]) (D channels at stride 4).
+
+    fine    (B, D, H4, W4)  the text-agnostic pyramid level, shared by the K prompts of a frame
+    coarse  (B*K, D, h, w)  the prompt's fused map at stride 16
+    Kept apart because every mask head is linear in the features: <kernel, fine + up(coarse)> equals
+    <kernel, fine> + up(<kernel, coarse>), so the (B*K, D, H4, W4) tensor is never built (it dominated the
+    CPU training step: 32M floats per batch, read by every head and its backward).
+    """
+
+    fine: torch.Tensor
+    coarse: torch.Tensor
+
+    @property
+    def prompts_per_frame(self) -> int:
+        return self.coarse.shape[0] // self.fine.shape[0]
+
+    def materialize(self) -> torch.Tensor:
+        """(B*K, D, H4, W4): the features written out (reference for tests; too big for the training step)."""
+        k = self.prompts_per_frame
+        b, d, h4, w4 = self.fine.shape
+        fine = self.fine.unsqueeze(1).expand(b, k, d, h4, w4).reshape(b * k, d, h4, w4)
+        return fine + F.interpolate(self.coarse, size=(h4, w4), mode="bilinear", align_corners=False)
+
+
+def project(kernel: torch.Tensor, features: MaskFeatures) -> torch.Tensor:
+    """kernel (B*K, D) . features -> logits (B*K, H4, W4)."""
+    b, d, h4, w4 = features.fine.shape
+    k = features.prompts_per_frame
+    fine = torch.matmul(kernel.reshape(b, k, d), features.fine.reshape(b, d, h4 * w4))  # (B, K, H4*W4)
+    coarse = torch.einsum("nd,ndhw->nhw", kernel, features.coarse).unsqueeze(1)  # (B*K, 1, h, w)
+    coarse = F.interpolate(coarse, size=(h4, w4), mode="bilinear", align_corners=False)[:, 0]
+    return fine.reshape(b * k, h4, w4) + coarse
+
+
 class MaskHead(nn.Module):
-    """Dynamic mask head: query (N, D) -> kernel; logits = <kernel, mask features (N, D, H, W)>.
+    """Dynamic mask head: query (N, D) -> kernel; logits = <kernel, mask features> / sqrt(D).
 
     PMHM's auxiliary heads are copies of this module (training only).
     """
@@ -42,19 +80,22 @@ class MaskHead(nn.Module):
         self.kernel = MLP(dim, dim, dim)
         self.scale = dim ** -0.5
 
-    def forward(self, query: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
-        kernel = self.kernel(query)  # (N, D)
-        return torch.einsum("nd,ndhw->nhw", kernel, mask_features) * self.scale
+    def kernels(self, query: torch.Tensor) -> torch.Tensor:
+        """query (N, D) -> (N, D) scaled kernels."""
+        return self.kernel(query) * self.scale
+
+    def forward(self, query: torch.Tensor, mask_features: MaskFeatures) -> torch.Tensor:
+        return project(self.kernels(query), mask_features)
 
 
 class MaskDecoder(nn.Module):
-    """forward(p4 (B, D, H4, W4), fused (B*K, h*w, D), fused_hw, text, text_mask, sentence, k) ->
+    """forward(p4 (B, D, H4, W4), fused (B*K, h*w, D), fused_hw, text, text_mask, sentence) ->
     dict with
       mask_logits      (B*K, H4, W4)      from the last layer
       positive_logits  (B*K,)
       layer_mask_logits list of (B*K, H4, W4) from the earlier layers (deep supervision / PMHM layer consistency)
       query            (B*K, D)           last layer's query (read by PMHM's auxiliary heads)
-      mask_features    (B*K, D, H4, W4)
+      mask_features    MaskFeatures       the per-prompt stride-4 features, factored
     """
 
     def __init__(self, dim: int, layers: int = 2, heads: int = 4):
@@ -65,15 +106,13 @@ class MaskDecoder(nn.Module):
         self.mask_head = MaskHead(dim)
         self.positive_head = MLP(dim, dim, 1)
 
-    def forward(self, p4, fused, fused_hw, text, text_mask, sentence, k: int) -> dict:
-        b, d, h4, w4 = p4.shape
+    def forward(self, p4, fused, fused_hw, text, text_mask, sentence) -> dict:
+        d = p4.shape[1]
         h, w = fused_hw
         n = fused.shape[0]
         # Per-prompt pixel features: the shared fine map plus the prompt-specific coarse map, upsampled.
-        coarse = self.fused_to_pixels(fused.transpose(1, 2).reshape(n, d, h, w))
-        coarse = F.interpolate(coarse, size=(h4, w4), mode="bilinear", align_corners=False)
-        fine = p4.unsqueeze(1).expand(b, k, d, h4, w4).reshape(n, d, h4, w4)
-        mask_features = fine + coarse
+        coarse = self.fused_to_pixels(fused.transpose(1, 2).reshape(n, d, h, w))  # (B*K, D, h, w)
+        mask_features = MaskFeatures(fine=p4, coarse=coarse)
 
         pos = sine_position_encoding(h, w, d, fused.device, fused.dtype)
         query = self.query_init(sentence).unsqueeze(1)  # (N, 1, D)

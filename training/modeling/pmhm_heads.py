@@ -10,14 +10,47 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+from .mask_decoder import MaskFeatures, project
 
 
-def perturb_mask_features(features: torch.Tensor, p_drop: float = 0.2, noise_ratio: float = 0.2) -> torch.Tensor:
-    """(N, C, H, W) -> same shape: channel dropout p_drop, then noise with std noise_ratio * per-sample std."""
-    keep = (torch.rand(features.shape[0], features.shape[1], 1, 1, device=features.device) >= p_drop)
-    dropped = features * keep.to(features.dtype) / (1.0 - p_drop)
-    std = dropped.detach().flatten(1).std(dim=1).view(-1, 1, 1, 1)
-    return dropped + torch.randn_like(dropped) * std * noise_ratio
+@torch.no_grad()
+def channel_moments(features: MaskFeatures) -> tuple:
+    """Per-row, per-channel sums of the (factored) mask features and of their squares, each (N, D), and the
+    number of pixels per channel: enough for the std of any channel-dropped row. Built one frame at a time so
+    that only (K, D, H4, W4) is ever written out."""
+    k = features.prompts_per_frame
+    h4, w4 = features.fine.shape[-2:]
+    sums, squares = [], []
+    for frame in range(features.fine.shape[0]):
+        coarse = F.interpolate(features.coarse[frame * k:(frame + 1) * k], size=(h4, w4), mode="bilinear",
+                               align_corners=False)
+        rows = features.fine[frame].unsqueeze(0) + coarse  # (K, D, H4, W4)
+        sums.append(rows.sum(dim=(2, 3)))
+        squares.append(rows.square().sum(dim=(2, 3)))
+    return torch.cat(sums), torch.cat(squares), h4 * w4
+
+
+def perturbed_head_logits(head: nn.Module, query: torch.Tensor, features: MaskFeatures, p_drop: float,
+                          noise_ratio: float, moments: tuple, generator: torch.Generator | None = None):
+    """An auxiliary head's logits on perturbed mask features, (N, H4, W4), without writing the features out.
+
+    Same distribution as head(query, perturb_mask_features(features)) (pmhm_loss.perturb_mask_features,
+    the spec's perturbation): the head is linear in the features, so channel dropout (keep mask m, rescaled
+    by 1/(1-p)) becomes <kernel * m, features>, and Gaussian noise of std s added to every feature becomes
+    Gaussian noise of std s * |kernel| on the logits, with s = noise_ratio * std of the dropped-out row.
+    """
+    n, d = query.shape
+    sums, squares, pixels = moments
+    keep = (torch.rand((n, d), generator=generator, device=query.device) >= p_drop).to(query.dtype) / (1.0 - p_drop)
+    count = d * pixels
+    mean = (keep * sums).sum(1) / count
+    row_std = ((keep.square() * squares).sum(1) / count - mean.square()).clamp_min(0).sqrt()  # (N,)
+    kernel = head.kernels(query)  # (N, D)
+    logits = project(kernel * keep, features)
+    noise = torch.randn(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    return logits + noise * (noise_ratio * row_std * kernel.norm(dim=1)).view(n, 1, 1)
 
 
 class AuxiliaryMaskHeads(nn.Module):
@@ -38,17 +71,17 @@ class AuxiliaryMaskHeads(nn.Module):
             for target, source in zip(head.parameters(), main_head.parameters()):
                 target.copy_(source + torch.randn_like(source) * self.init_noise)
 
-    def forward(self, query: torch.Tensor, mask_features: torch.Tensor) -> list:
-        """query (N, D), mask_features (N, D, H, W) -> list of (N, H, W) logits, one per auxiliary head.
+    def forward(self, query: torch.Tensor, mask_features: MaskFeatures) -> list:
+        """query (N, D), mask_features (factored, N rows) -> list of (N, H4, W4) logits, one per auxiliary head.
 
         A head frozen this step (probability freeze_prob) still predicts (its vote counts for the reliable
         region) but passes no gradient to its own weights.
         """
         outputs = []
+        moments = channel_moments(mask_features) if self.heads else None
         for head in self.heads:
-            perturbed = perturb_mask_features(mask_features, self.p_drop, self.noise_ratio)
             frozen = bool(torch.rand(()) < self.freeze_prob)
             for parameter in head.parameters():
                 parameter.requires_grad_(not frozen)
-            outputs.append(head(query, perturbed))
+            outputs.append(perturbed_head_logits(head, query, mask_features, self.p_drop, self.noise_ratio, moments))
         return outputs
