@@ -94,3 +94,57 @@ def test_zero_aux_heads_is_the_plain_model():
     assert "aux_mask_logits" not in out
     with pytest.raises(ValueError, match="0 to 2"):
         ActiSegSegmenter(ModelConfig(pretrained=False, dim=32, heads=2, aux_heads=3))
+
+
+# ------------------------------------------------------------------- factored mask features (no (N, D, H, W))
+def factored_features(frames=2, prompts=3, dim=8, seed=0):
+    from actiseg_ros.training.modeling.mask_decoder import MaskFeatures
+
+    generator = torch.Generator().manual_seed(seed)
+    return MaskFeatures(fine=torch.randn(frames, dim, 12, 20, generator=generator),
+                        coarse=torch.randn(frames * prompts, dim, 3, 5, generator=generator))
+
+
+def test_mask_head_on_factored_features_equals_the_written_out_features():
+    from actiseg_ros.training.modeling.mask_decoder import MaskHead
+
+    torch.manual_seed(1)
+    features, head = factored_features(), MaskHead(8)
+    query = torch.randn(6, 8)
+    reference = torch.einsum("nd,ndhw->nhw", head.kernels(query), features.materialize())
+    assert torch.allclose(head(query, features), reference, atol=1e-5)
+    assert features.materialize().shape == (6, 8, 12, 20)
+
+
+def test_aux_head_perturbation_matches_the_spec_perturbation_in_distribution():
+    """Channel dropout: identical to perturbing the written-out features with the same random keep mask.
+    Noise: the logits' noise has the std of <kernel, N(0, s^2)>, s = 0.2 x the dropped row's feature std."""
+    from actiseg_ros.training import pmhm_loss
+    from actiseg_ros.training.modeling.mask_decoder import MaskHead
+    from actiseg_ros.training.modeling.pmhm_heads import channel_moments, perturbed_head_logits
+
+    torch.manual_seed(2)
+    features, head = factored_features(frames=2, prompts=2, dim=16), MaskHead(16)
+    query = torch.randn(4, 16)
+    moments = channel_moments(features)
+    dropped = perturbed_head_logits(head, query, features, 0.5, 0.0, moments, torch.Generator().manual_seed(5))
+    reference = pmhm_loss.perturb_mask_features(features.materialize(), 0.5, 0.0, torch.Generator().manual_seed(5))
+    assert torch.allclose(dropped, torch.einsum("nd,ndhw->nhw", head.kernels(query), reference), atol=1e-4)
+
+    clean = perturbed_head_logits(head, query, features, 0.0, 0.0, moments)
+    noisy = torch.stack([perturbed_head_logits(head, query, features, 0.0, 0.2, moments) for _ in range(50)])
+    expected = 0.2 * features.materialize().flatten(1).std(dim=1, correction=0) * head.kernels(query).norm(dim=1)
+    measured = (noisy - clean).transpose(0, 1).flatten(1).std(dim=1)
+    assert torch.allclose(measured, expected, rtol=0.05)
+
+
+def test_frozen_backbone_has_no_gradient_and_keeps_its_batch_norm_statistics():
+    config = ModelConfig(pretrained=False, dim=32, heads=2, aux_heads=1, input_hw=(64, 96), backbone_trainable=False)
+    model = ActiSegSegmenter(config).train()
+    assert not model.image_encoder.training and model.decoder.training
+    statistics = {k: v.clone() for k, v in model.image_encoder.state_dict().items() if "running" in k}
+    out = model(torch.randn(2, 3, 64, 96), torch.randn(2, 2, 32, 384), torch.ones(2, 2, 32), with_aux=True)
+    (out["mask_logits"].sum() + out["aux_mask_logits"][0].sum()).backward()
+    assert all(p.grad is None and not p.requires_grad for p in model.image_encoder.parameters())
+    assert model.pixel_decoder.lateral[0].weight.grad is not None
+    assert all(torch.equal(v, model.image_encoder.state_dict()[k]) for k, v in statistics.items())

@@ -112,6 +112,15 @@ def test_shipped_configs_load_and_reject_unknown_keys(tmp_path):
         load_config(bad)
 
 
+def test_config_values_take_their_field_types():
+    """YAML 1.1 reads 5e-4 (no dot) as a string: a float field accepts it; other type errors name the key."""
+    default = configs_dir() / "default.yaml"
+    assert load_config(default, {"lr": "5e-4", "grad_clip": 1}).lr == 5e-4
+    for key, value in (("epochs", "3"), ("loss.pmhm", "yes"), ("lr", "fast"), ("model.backbone", 3), ("epochs", 2.5)):
+        with pytest.raises(ValueError, match=key.split(".")[-1]):
+            load_config(default, {key: value})
+
+
 def test_exported_model_predicts_like_the_checkpoint_and_runs_the_demo_layout(uninterrupted_run, tiny_data, tmp_path):
     from actiseg_ros.data import actionvos
 
