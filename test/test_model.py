@@ -148,3 +148,24 @@ def test_frozen_backbone_has_no_gradient_and_keeps_its_batch_norm_statistics():
     assert all(p.grad is None and not p.requires_grad for p in model.image_encoder.parameters())
     assert model.pixel_decoder.lateral[0].weight.grad is not None
     assert all(torch.equal(v, model.image_encoder.state_dict()[k]) for k, v in statistics.items())
+
+
+def test_activity_gate_is_the_product_of_probabilities_and_stays_finite():
+    from actiseg_ros.training.modeling.mask_decoder import gate_by_activity
+
+    a = torch.tensor([[[3.0, -2.0, 0.0], [40.0, -40.0, 5.0]]])
+    b = torch.tensor([1.5])
+    expected = torch.logit(torch.sigmoid(a.double()) * torch.sigmoid(b.double()))
+    assert torch.allclose(gate_by_activity(a, b).double(), expected, atol=1e-4)
+    extreme = gate_by_activity(torch.tensor([[[200.0, -200.0]]]), torch.tensor([-300.0]))
+    assert torch.isfinite(extreme).all() and (extreme < -150).all()  # an inactive object has an empty mask
+    assert torch.allclose(gate_by_activity(torch.tensor([[[2.0, -3.0]]]), torch.tensor([60.0])),
+                          torch.tensor([[[2.0, -3.0]]]))  # a surely active object keeps its own mask
+
+
+def test_mask_loss_trains_the_positive_head_through_the_gate(small_model):
+    small_model.zero_grad()
+    out = small_model(torch.randn(1, 3, 64, 96), torch.randn(1, 2, 32, 384), torch.ones(1, 2, 32))
+    out["mask_logits"].sum().backward()
+    assert small_model.decoder.positive_head[0].weight.grad.abs().sum() > 0
+    small_model.zero_grad()

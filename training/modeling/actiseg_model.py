@@ -23,6 +23,7 @@ class ModelConfig:
     heads: int = 4
     decoder_layers: int = 2
     aux_heads: int = 1  # PMHM auxiliary heads; 0 = plain model
+    activity_gate: bool = True  # mask = P(object pixel) x P(object active): see mask_decoder.gate_by_activity
     text_trainable: bool = False
     input_hw: tuple = (192, 320)  # letterboxed model input (H, W), multiples of 32
 
@@ -54,7 +55,7 @@ class ActiSegSegmenter(nn.Module):
         self.pixel_decoder = PixelDecoder(self.image_encoder.channels, config.dim)
         self.prompt = PromptProjector(config.dim)
         self.fusion = TextImageFusion(config.dim, config.heads)
-        self.decoder = MaskDecoder(config.dim, config.decoder_layers, config.heads)
+        self.decoder = MaskDecoder(config.dim, config.decoder_layers, config.heads, config.activity_gate)
         self.aux_heads = AuxiliaryMaskHeads(self.decoder.mask_head, config.aux_heads)
         if not config.backbone_trainable:
             self.image_encoder.requires_grad_(False)
@@ -75,7 +76,9 @@ class ActiSegSegmenter(nn.Module):
         fused = self.fusion(p16, tokens, mask, sentence, k)
         out = self.decoder(p4, fused, p16.shape[-2:], tokens, mask, sentence)
         if with_aux and len(self.aux_heads.heads):
-            out["aux_mask_logits"] = self.aux_heads(out["query"], out["mask_features"])
+            positive = out["positive_logits"].detach()  # the main head's gate; aux heads only vote on pixels
+            out["aux_mask_logits"] = [self.decoder.gate(m, positive)
+                                      for m in self.aux_heads(out["query"], out["mask_features"])]
         h4, w4 = out["mask_logits"].shape[-2:]
         out["mask_logits"] = out["mask_logits"].reshape(b, k, h4, w4)
         out["positive_logits"] = out["positive_logits"].reshape(b, k)

@@ -69,6 +69,19 @@ def project(kernel: torch.Tensor, features: MaskFeatures) -> torch.Tensor:
     return fine.reshape(b * k, h4, w4) + coarse
 
 
+def gate_by_activity(object_logits: torch.Tensor, activity_logits: torch.Tensor) -> torch.Tensor:
+    """logit(sigmoid(a) * sigmoid(b)) = a + b - log(1 + e^a + e^b), stable through logsumexp.
+
+    object_logits a (N, H, W): is the pixel on the prompted object; activity_logits b (N,): is the object
+    active in the action (the positive head). The product lets a mask head segment an object the same way
+    whether or not it is active, while a negative prompt still gets an empty mask (ActionVOS's target) from
+    b alone; trained directly on a masked-out target the head had learnt to segment nothing but hands.
+    """
+    b = activity_logits.view(-1, 1, 1).expand_as(object_logits)
+    zero = torch.zeros_like(object_logits)
+    return object_logits + b - torch.logsumexp(torch.stack([zero, object_logits, b]), dim=0)
+
+
 class MaskHead(nn.Module):
     """Dynamic mask head: query (N, D) -> kernel; logits = <kernel, mask features> / sqrt(D).
 
@@ -91,15 +104,16 @@ class MaskHead(nn.Module):
 class MaskDecoder(nn.Module):
     """forward(p4 (B, D, H4, W4), fused (B*K, h*w, D), fused_hw, text, text_mask, sentence) ->
     dict with
-      mask_logits      (B*K, H4, W4)      from the last layer
+      mask_logits      (B*K, H4, W4)      from the last layer, gated by the positive logit (activity_gate)
       positive_logits  (B*K,)
       layer_mask_logits list of (B*K, H4, W4) from the earlier layers (deep supervision / PMHM layer consistency)
       query            (B*K, D)           last layer's query (read by PMHM's auxiliary heads)
       mask_features    MaskFeatures       the per-prompt stride-4 features, factored
     """
 
-    def __init__(self, dim: int, layers: int = 2, heads: int = 4):
+    def __init__(self, dim: int, layers: int = 2, heads: int = 4, activity_gate: bool = True):
         super().__init__()
+        self.activity_gate = activity_gate
         self.query_init = nn.Linear(dim, dim)
         self.layers = nn.ModuleList([DecoderLayer(dim, heads) for _ in range(layers)])
         self.fused_to_pixels = nn.Conv2d(dim, dim, 1)
@@ -121,10 +135,15 @@ class MaskDecoder(nn.Module):
             query = layer(query, text, text_mask, fused, pos)
             layer_masks.append(self.mask_head(query[:, 0], mask_features))
         query = query[:, 0]
+        positive = self.positive_head(query)[:, 0]  # (B*K,)
         return {
-            "mask_logits": layer_masks[-1],
-            "positive_logits": self.positive_head(query)[:, 0],
-            "layer_mask_logits": layer_masks[:-1],
+            "mask_logits": self.gate(layer_masks[-1], positive),
+            "positive_logits": positive,
+            "layer_mask_logits": [self.gate(m, positive) for m in layer_masks[:-1]],
             "query": query,
             "mask_features": mask_features,
         }
+
+    def gate(self, object_logits: torch.Tensor, positive_logits: torch.Tensor) -> torch.Tensor:
+        """The mask logits a head's object logits become (see gate_by_activity); identity when disabled."""
+        return gate_by_activity(object_logits, positive_logits) if self.activity_gate else object_logits
