@@ -62,3 +62,20 @@ def test_default_preset_has_at_least_three_negatives_per_segment_without_renderi
                 bounds.append(len(scene.object_names) - len(related))
     assert min(bounds) >= 3
     assert np.mean(bounds) >= 4.5
+
+
+def test_staples_are_in_most_scenes_and_references_are_named_objects_the_action_leaves_alone():
+    staples = ("sink", "tap", "chopping-board", "plate", "knife")
+    share = np.mean([[s.by_key(k) is not None for k in staples] for s in SCENES], axis=0)
+    assert share.min() >= 0.6, dict(zip(staples, share))
+    with_refs = 0
+    for scene in SCENES:
+        for action in scene.actions:
+            assert len(action.refs) <= 2 and len(set(action.refs)) == len(action.refs)
+            involved = {action.target, *action.roles.values()}
+            for ref in action.refs:
+                assert ref in action.named and ref not in involved
+                obj = scene.object(ref)
+                assert obj.support != action.target and scene.object(action.target).support != ref
+            with_refs += bool(action.refs)
+    assert with_refs >= 0.6 * sum(len(s.actions) for s in SCENES)

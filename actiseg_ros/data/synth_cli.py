@@ -68,9 +68,10 @@ def main(args) -> int:
     (root / "synth_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     for split, s in stats.items():
         print("%-9s %4d segments from %3d scenes | objects %.1f, positives %.1f, negatives %.1f per segment | "
-              "unnamed objects among positives %.0f%%" % (split, s["segments"], s["scenes"], s["objects_per_segment"],
-                                                           s["positives_per_segment"], s["negatives_per_segment"],
-                                                           100 * s["unnamed_object_positive_fraction"]))
+              "unnamed objects among positives %.0f%%, named only %.0f%%"
+              % (split, s["segments"], s["scenes"], s["objects_per_segment"], s["positives_per_segment"],
+                 s["negatives_per_segment"], 100 * s["unnamed_object_positive_fraction"],
+                 100 * s["narration_only_object_positive_fraction"]))
     print("wrote %d frames at %dx%d to %s in %.1f s" % (frames, size[0], size[1], root, elapsed))
     if args.contact_sheet:
         from actiseg_ros.data.contact_sheet import contact_sheet, save_png

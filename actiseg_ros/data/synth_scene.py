@@ -6,6 +6,13 @@ objects (class, name, look, resting pose), the hands' look and rest places. Its 
 keeps those whose labels come out valid. One scene therefore appears with several narrations whose active
 objects differ, which is what makes the action text matter.
 
+Text matters further because, as in real kitchens (and EPIC-KITCHENS / VISOR narrations), most scenes hold
+the same staples (STAPLES: sink with tap, chopping board, plate, knife) and most narrations also name one or
+two reference objects the hands leave alone ("pick up cup next to sink", "take knife from between board and
+plate", "cut onion for pan", "turn on tap to rinse mug": ActionKind.ref_templates, Action.refs). Those are
+narration-only positives, and another segment's narration usually names staples that are present but not
+involved, so a model that ignores the text, or trusts the wrong text, loses objects either way.
+
 Objects of a scene have distinct classes, so every name (and every narration noun) is unambiguous.
 All randomness comes from the generator passed in, so a scene is a pure function of its seed.
 """
@@ -71,6 +78,7 @@ class Action:
     side: str  # 'left hand' | 'right hand': the hand that leads
     duration: int  # frames, approach + act + return
     params: dict = field(default_factory=dict)  # per-action random numbers of the motion script
+    refs: tuple = ()  # named reference objects the action leaves alone ("... next to {ref}"); not roles
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,11 @@ class ActionKind:
     tools: tuple = ()  # class keys, one needed
     supports: tuple = ()  # class keys, one needed
     weight: float = 1.0
+    # Narrations that also name a reference object the hands leave alone ("pick up cup next to sink",
+    # "cut onion for pan", "turn on tap to rinse mug"): templates over {ref} too, and the class keys a
+    # reference may have (empty: any object of the scene).
+    ref_templates: tuple = ()
+    refs: tuple = ()
 
 
 FOODS = ("onion", "carrot", "tomato", "potato", "bread")
@@ -123,46 +136,102 @@ PUT_ON = {  # what may be put on what
     "spoon": ("plate", "chopping-board"), "peeler": ("chopping-board",), "sponge": ("sink",),
 }
 
+ANY = ()  # ref keys: any object of the scene
+CONTAINERS = ("bowl", "pan", "pot", "plate")
+WASHABLE = ("plate", "cup", "bowl", "glass", "pan", "lid", "knife", "spoon", "pot", "chopping-board", "jug",
+            "peeler", "carrot", "potato", "tomato")
+UTENSILS = ("spoon", "knife", "peeler", "cloth", "sponge", "lid")
+CHILLED = ("onion", "carrot", "tomato", "potato", "bread", "bottle", "jug")
+
 ACTION_KINDS: tuple = (
     ActionKind("take", "pick", MOVABLE, ("pick up {target}", "take {target}", "grab {target}", "lift {target}"),
-               weight=1.0),
+               weight=1.0,
+               ref_templates=("pick up {target} next to {ref}", "take {target} from beside {ref}",
+                              "grab {target} near {ref}", "take {target} from between {ref} and {ref2}",
+                              "pick up {target} from between {ref} and {ref2}")),
     ActionKind("put", "place", tuple(PUT_ON), ("put {target} on {support}", "place {target} on {support}",
                                                "put {target} onto {support}", "put down {target}"),
-               supports=("chopping-board", "plate", "bowl", "pan", "pot", "sink"), weight=1.0),
+               supports=("chopping-board", "plate", "bowl", "pan", "pot", "sink"), weight=1.0,
+               ref_templates=("put {target} on {support} next to {ref}", "place {target} on {support} near {ref}",
+                              "put {target} on {support} between {ref} and {ref2}")),
     # Beside, not on: the support is named but need not be touched (a narration-only positive).
     ActionKind("put", "place_beside", tuple(PUT_ON),
                ("put {target} next to {support}", "place {target} beside {support}",
                 "put {target} down next to {support}"),
-               supports=("chopping-board", "plate", "bowl", "pan", "pot", "sink"), weight=0.8),
-    ActionKind("open", "open", ("drawer", "fridge"), ("open {target}", "pull open {target}", "open the {target}")),
-    ActionKind("close", "close", ("drawer", "fridge"), ("close {target}", "shut {target}", "close the {target}")),
+               supports=("chopping-board", "plate", "bowl", "pan", "pot", "sink"), weight=0.8,
+               ref_templates=("put {target} between {support} and {ref}",
+                              "put {target} next to {support} near {ref}")),
+    ActionKind("open", "open", ("drawer",), ("open {target}", "pull open {target}", "open the {target}"),
+               weight=0.5, ref_templates=("open {target} to get {ref}", "open {target} to put away {ref}",
+                                          "open {target} to put away {ref} and {ref2}"), refs=UTENSILS),
+    ActionKind("open", "open", ("fridge",), ("open {target}", "pull open {target}", "open the {target}"),
+               weight=0.5, ref_templates=("open {target} to put away {ref}", "open {target} to get {ref}",
+                                          "open {target} to put away {ref} and {ref2}"), refs=CHILLED),
+    ActionKind("close", "close", ("drawer",), ("close {target}", "shut {target}", "close the {target}"),
+               weight=0.5, ref_templates=("close {target} after taking {ref}",
+                                          "close {target} after taking {ref} and {ref2}"), refs=UTENSILS),
+    ActionKind("close", "close", ("fridge",), ("close {target}", "shut {target}", "close the {target}"),
+               weight=0.5, ref_templates=("close {target} after taking out {ref}",
+                                          "close {target} after taking out {ref} and {ref2}"), refs=CHILLED),
     ActionKind("cut", "cut", FOODS, ("cut {target} with {tool}", "cut {target}", "slice {target}",
                                      "chop {target} with {tool}", "chop {target} on {support}"),
-               tools=("knife",), supports=("chopping-board",), weight=3.0),
+               tools=("knife",), supports=("chopping-board",), weight=3.0,
+               ref_templates=("cut {target} with {tool} for {ref}", "chop {target} on {support} to put in {ref}",
+                              "slice {target} with {tool} for {ref}", "chop {target} for {ref} and {ref2}"),
+               refs=CONTAINERS),
     ActionKind("wash", "scrub", ("plate", "cup", "bowl", "glass", "pan", "lid"),
                ("wash {target}", "wash {target} with {tool}", "scrub {target} with {tool}",
                 "rinse {target} in {support}"),
-               tools=("sponge",), supports=("sink",), weight=1.5),
+               tools=("sponge",), supports=("sink",), weight=1.5,
+               ref_templates=("rinse {target} under {ref}", "wash {target} with {tool} under {ref}"), refs=("tap",)),
     ActionKind("wash", "wipe", ("chopping-board", "plate"),
                ("wipe {target} with {tool}", "wipe {target}", "clean {target} with {tool}"), tools=("cloth", "sponge"),
-               weight=1.2),
+               weight=1.2, ref_templates=("wipe {target} with {tool} next to {ref}",
+                                          "clean {target} with {tool} before putting {ref} on it",
+                                          "wipe {target} between {ref} and {ref2}")),
     ActionKind("pour", "pour", ("glass", "cup", "bowl", "pan", "pot"),
                ("pour {liquid} into {target}", "pour {liquid} from {tool} into {target}", "pour {liquid} in {target}"),
-               tools=("bottle", "jug"), weight=1.3),
+               tools=("bottle", "jug"), weight=1.3,
+               ref_templates=("pour {liquid} into {target} over {ref}", "pour {liquid} from {tool} into {target} next to {ref}",
+                              "pour {liquid} into {target} between {ref} and {ref2}"),
+               refs=("sink", "plate", "chopping-board", "knife")),
     ActionKind("mix", "stir", ("pot", "bowl", "pan"), ("stir {target} with {tool}", "stir {target}",
                                                         "mix food in {target}", "mix {target} with {tool}"),
-               tools=("spoon",), weight=1.5),
-    ActionKind("move", "push", MOVABLE, ("move {target}", "push {target} aside", "slide {target} away"), weight=0.6),
-    ActionKind("shake", "shake", ("bottle", "jug"), ("shake {target}", "shake the {target}"), weight=0.6),
+               tools=("spoon",), weight=1.5,
+               ref_templates=("stir {target} with {tool} before serving onto {ref}", "mix food in {target} for {ref}",
+                              "stir {target} before serving onto {ref} and {ref2}"),
+               refs=("plate", "bowl", "cup")),
+    ActionKind("move", "push", MOVABLE, ("move {target}", "push {target} aside", "slide {target} away"), weight=0.6,
+               ref_templates=("move {target} away from {ref}", "push {target} towards {ref}",
+                              "move {target} from beside {ref} towards {ref2}",
+                              "slide {target} away from {ref} and {ref2}")),
+    ActionKind("shake", "shake", ("bottle", "jug"), ("shake {target}", "shake the {target}"), weight=0.6,
+               ref_templates=("shake {target} over {ref}", "shake {target} over {ref} next to {ref2}"),
+               refs=("pan", "pot", "bowl", "plate", "sink", "chopping-board", "knife")),
     ActionKind("peel", "peel", ("carrot", "potato"), ("peel {target}", "peel {target} with {tool}"),
-               tools=("peeler",), supports=("chopping-board",), weight=1.5),
+               tools=("peeler",), supports=("chopping-board",), weight=1.5,
+               ref_templates=("peel {target} with {tool} over {ref}", "peel {target} with {tool} into {ref}",
+                              "peel {target} on {support} for {ref} and {ref2}"),
+               refs=("bowl", "sink", "plate", "pot", "pan")),
     ActionKind("turn-on", "tap_on", ("tap",), ("turn on {target}", "switch on {target}", "turn {target} on"),
-               supports=("sink",)),
-    ActionKind("turn-off", "tap_off", ("tap",), ("turn off {target}", "turn {target} off"), supports=("sink",)),
+               supports=("sink",), weight=0.6,
+               ref_templates=("turn on {target} to rinse {ref}", "turn on {target} to wash {ref}",
+                              "turn on {target} to rinse {ref} and {ref2}"), refs=WASHABLE),
+    ActionKind("turn-off", "tap_off", ("tap",), ("turn off {target}", "turn {target} off"), supports=("sink",), weight=0.6,
+               ref_templates=("turn off {target} after rinsing {ref}",
+                              "turn off {target} after washing {ref} and {ref2}"), refs=WASHABLE),
 )
 
-LIQUIDS = {"bottle": ("oil", "water", "vinegar"), "jug": ("water", "milk", "juice")}
+# Every real kitchen has these; a scene has each with this probability (the sink comes with its tap), so a
+# narration of another scene very often names objects present here that the hands leave alone.
+STAPLES = {"sink": 0.95, "chopping-board": 0.9, "plate": 0.9, "knife": 0.85}
+# Everyday items are more likely fillers than rarer tools (weights; classes not listed weigh 1).
+COMMON = {"sponge": 4.0, "bowl": 4.0, "cup": 4.0, "spoon": 3.0, "pan": 3.0, "glass": 2.0, "pot": 2.0, "bottle": 2.0}
+REF_PROBABILITY = 0.95  # share of narrations that also name reference objects (when the kind has templates)
+PAIR_PROBABILITY = 0.9  # share of those that name two ("take knife from between board and plate")
+STAPLE_REF_WEIGHT = 1.5  # references are mostly staples, as in real narrations ("next to the sink")
 
+LIQUIDS = {"bottle": ("oil", "water", "vinegar"), "jug": ("water", "milk", "juice")}
 
 # --- sampling helpers ----------------------------------------------------------------------------------
 
@@ -312,11 +381,12 @@ def sample_scene(uid: int, seed: int, config: SceneConfig | None = None) -> Scen
 
 def _try_scene(uid: int, seed: int, rng: np.random.Generator, config: SceneConfig) -> Scene | None:
     n_objects = int(rng.integers(config.objects[0], config.objects[1] + 1))
-    fixtures = [k for k, p in (("fridge", 0.3), ("drawer", 0.35), ("sink", 0.45)) if rng.random() < p]
+    fixtures = [k for k, p in (("fridge", 0.3), ("drawer", 0.35), ("sink", STAPLES["sink"])) if rng.random() < p]
     if "sink" in fixtures:
         fixtures.append("tap")
-    # Pick the main actions first, then bring in the objects they need.
-    keys: list = list(fixtures)
+    # Kitchen staples first (every kitchen has them), then the main actions and the objects they need, as
+    # long as they fit in the scene's object count; then random fillers.
+    keys: list = list(fixtures) + [k for k, p in STAPLES.items() if k != "sink" and rng.random() < p]
     board_foods: list = []
     for _ in range(3):
         kind = _weighted_kind(rng)
@@ -326,14 +396,16 @@ def _try_scene(uid: int, seed: int, rng: np.random.Generator, config: SceneConfi
         if not allowed:
             continue
         target = _pick(rng, allowed)
-        for key in _needs(kind, target):
-            if key not in keys:
-                keys.append(key)
+        new = [k for k in _needs(kind, target) if k not in keys]
+        if len(keys) + len(new) > n_objects:
+            continue
+        keys += new
         if kind.motion in ("cut", "peel") and target not in board_foods:
             board_foods.append(target)
     needed = set(keys)
     fillers = [c.key for c in taxonomy.OBJECT_CLASSES if c.key not in keys and c.kind != "fixture"]
-    rng.shuffle(fillers)
+    weights = np.array([COMMON.get(k, 1.0) for k in fillers])
+    fillers = [fillers[i] for i in rng.choice(len(fillers), size=len(fillers), replace=False, p=weights / weights.sum())]
     # A few spare fillers: those that find no room are left out, the scene keeps at least its minimum.
     keys += fillers[: max(n_objects - len(keys), 0) + 2]
     if len(needed) > config.objects[1] + 2:
@@ -506,9 +578,45 @@ def propose_actions(scene: Scene, rng: np.random.Generator, config: SceneConfig)
     return proposals
 
 
+def _pick_refs(rng: np.random.Generator, kind: ActionKind, target: SceneObject, roles: dict,
+               scene: Scene) -> list:
+    """Up to two reference objects for a narration ("... next to {ref}"): not the target or a role object, not
+    stacked with the target, of a kind the template allows; mostly a kitchen staple, and preferably away from
+    the target so the hands do not meet it (the planner drops actions whose hand-object boxes meet an
+    unrelated object, so a reference that stays unrelated is a narration-only positive)."""
+    taken = {target.name, *(o.name for o in roles.values())}
+    taken_keys = {target.key, *(o.key for o in roles.values())}
+    options, weights = [], []
+    target_box = footprint(target.look, target.pose)
+    for obj in scene.objects:
+        if obj.name in taken or obj.key in taken_keys or (kind.refs and obj.key not in kind.refs):
+            continue
+        if obj.support == target.name or target.support == obj.name:
+            continue
+        weight = STAPLE_REF_WEIGHT if obj.key in STAPLES or obj.key == "tap" else 1.0
+        if target_box.overlaps(footprint(obj.look, obj.pose), 60.0):
+            weight *= 0.25
+        options.append(obj)
+        weights.append(weight)
+    if not options:
+        return []
+    weights = np.array(weights)
+    chosen = rng.choice(len(options), size=min(2, len(options)), replace=False, p=weights / weights.sum())
+    return [options[int(i)] for i in chosen]
+
+
 def _make_action(kind: ActionKind, target: SceneObject, roles: dict, scene: Scene, rng: np.random.Generator,
                  config: SceneConfig) -> Action:
     template = _pick(rng, kind.templates)
+    refs: list = []
+    if kind.ref_templates and rng.random() < REF_PROBABILITY:
+        refs = _pick_refs(rng, kind, target, roles, scene)
+        pairs = [t for t in kind.ref_templates if "{ref2}" in t]
+        singles = [t for t in kind.ref_templates if "{ref2}" not in t]
+        if refs:
+            # Two references where the kind has a template for them, mostly.
+            template = _pick(rng, pairs if len(refs) > 1 and pairs and rng.random() < PAIR_PROBABILITY else singles)
+            refs = refs[:2 if "{ref2}" in template else 1]
     tool = roles.get("tool")
     support = roles.get("support")
     words = {"target": _narration_name(rng, target)}
@@ -521,6 +629,9 @@ def _make_action(kind: ActionKind, target: SceneObject, roles: dict, scene: Scen
         named.append(support.name)
     if "{liquid}" in template:
         words["liquid"] = _pick(rng, LIQUIDS[tool.key])
+    for slot, ref in zip(("ref", "ref2"), refs):
+        words[slot] = _narration_name(rng, ref)
+        named.append(ref.name)
     narration = template.format(**words)
     # Mostly the hand on the target's side of the frame leads, as people do.
     right_side = target.pose.x > WORLD_W / 2
@@ -536,4 +647,5 @@ def _make_action(kind: ActionKind, target: SceneObject, roles: dict, scene: Scen
     }
     return Action(verb=kind.verb, motion=kind.motion, narration=narration, target=target.name,
                   roles={r: o.name for r, o in roles.items()}, named=tuple(dict.fromkeys(named)), side=side,
-                  duration=int(rng.integers(config.duration[0], config.duration[1] + 1)), params=params)
+                  duration=int(rng.integers(config.duration[0], config.duration[1] + 1)), params=params,
+                  refs=tuple(r.name for r in refs))
