@@ -103,6 +103,28 @@ def test_labels_for_active_equal_the_argmax_reference():
             assert got.dtype == np.uint8
 
 
+def test_labels_from_the_grid_equal_labels_from_camera_size_logits():
+    """Upsampling each active map only inside its support box gives the very labels of the full warp:
+    smooth and noisy maps, objects at the borders, thresholds on both sides, several camera sizes."""
+    import cv2
+
+    from actiseg_ros.inference.postprocess import labels_from_grid
+    from actiseg_ros.inference.preprocess import letterbox_geometry
+
+    rng = np.random.default_rng(1)
+    for camera_hw in ((480, 640), (720, 1280), (240, 427), (481, 853), (100, 100)):
+        box = letterbox_geometry(camera_hw, (192, 320))
+        for trial in range(6):
+            noise = rng.normal(0, 8, (48, 80, 5)).astype(np.float32)
+            grid = np.ascontiguousarray(cv2.GaussianBlur(noise, (0, 0), 1 + trial % 3).transpose(2, 0, 1)) - 4
+            grid[trial % 5, :, :2] = 9.0  # an object touching the left border
+            for active in (np.array([1, 0, 1, 1, 1], bool), np.zeros(5, bool)):
+                index = np.flatnonzero(active)
+                for threshold in (0.5, 0.8):
+                    expected = labels_for_active(logits_to_camera(grid[index], box), index, camera_hw, threshold)
+                    np.testing.assert_array_equal(labels_from_grid(grid[index], index, box, threshold), expected)
+
+
 def test_object_results_area_and_bbox():
     labels = np.zeros((10, 20), np.uint8)
     labels[2:5, 3:9] = 1

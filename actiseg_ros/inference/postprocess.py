@@ -4,6 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .preprocess import Letterbox, camera_to_grid_affine, warp_to_camera
+
 POSITIVE_GATE = 0.75  # ActionVOS: an object whose positive probability is below this gets an empty mask
 MASK_THRESHOLD = 0.5
 
@@ -43,6 +45,56 @@ def labels_for_active(camera_logits_active: np.ndarray, active_index: np.ndarray
         cv2.max(best, logits, dst=best)
         value.fill(int(index) + 1)
         cv2.copyTo(value, better, labels)
+    return labels
+
+
+def support_roi(grid_logits: np.ndarray, camera_to_grid: np.ndarray, image_hw, threshold_logit) -> tuple | None:
+    """The camera pixels where the bilinear upsampling of one (h, w) logit map can exceed the threshold,
+    as (x0, y0, x1, y1) with exclusive ends, or None when no grid value exceeds it.
+
+    A bilinear sample is a convex combination of its four grid neighbours, so it can only exceed the
+    threshold within one grid cell of a grid value that does (edge values extend to the image border,
+    as BORDER_REPLICATE does). Warping only this box gives the same labels at a cost that follows the
+    object's size instead of the camera's.
+    """
+    rows, cols = np.nonzero(grid_logits > threshold_logit)
+    if rows.size == 0:
+        return None
+    h, w = grid_logits.shape
+    height, width = image_hw
+    (a_x, _, c_x), (_, a_y, c_y) = camera_to_grid
+
+    def span(low, high, size, scale, offset, limit):
+        start = 0 if low == 0 else int(np.floor((low - 1 - offset) / scale))
+        end = limit if high == size - 1 else int(np.ceil((high + 1 - offset) / scale)) + 1
+        return max(0, start), min(limit, end)
+
+    x0, x1 = span(int(cols.min()), int(cols.max()), w, a_x, c_x, width)
+    y0, y1 = span(int(rows.min()), int(rows.max()), h, a_y, c_y, height)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def labels_from_grid(grid_logits_active: np.ndarray, active_index: np.ndarray, box: Letterbox,
+                     threshold: float) -> np.ndarray:
+    """labels_for_active from the active objects' logits at the model's output grid (A, h, w): each map is
+    upsampled to camera pixels only inside its support_roi. -> (H, W) uint8 at camera resolution."""
+    height, width = box.src_hw
+    labels = np.zeros((height, width), np.uint8)
+    if len(active_index) == 0:
+        return labels
+    threshold_logit = logit_threshold(threshold)
+    camera_to_grid = camera_to_grid_affine(box, grid_logits_active.shape[1:])
+    best = np.full((height, width), threshold_logit, np.float32)
+    for grid, index in zip(grid_logits_active, active_index):
+        roi = support_roi(grid, camera_to_grid, (height, width), threshold_logit)
+        if roi is None:
+            continue
+        x0, y0, x1, y1 = roi
+        logits = warp_to_camera(grid, camera_to_grid, roi)
+        best_roi, labels_roi = best[y0:y1, x0:x1], labels[y0:y1, x0:x1]
+        better = cv2.compare(logits, best_roi, cv2.CMP_GT)  # ties keep the earlier object
+        np.maximum(best_roi, logits, out=best_roi)
+        labels_roi[better > 0] = int(index) + 1
     return labels
 
 

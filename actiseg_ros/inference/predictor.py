@@ -21,7 +21,7 @@ from .engines.onnxruntime_engine import OrtOptions
 from .engines.select import AUTO, create_engine
 from .engines.tensorrt_engine import TrtOptions
 from .model_card import ModelCardError, load_model_card
-from .postprocess import active_objects, labels_for_active, sigmoid
+from .postprocess import active_objects, labels_for_active, labels_from_grid, sigmoid
 from .preprocess import PIXEL_MEAN, PIXEL_SCALE, letterbox_image, logits_to_camera, normalize
 from .text import PromptEncoder
 from .tokenizer import PromptTokenizer
@@ -59,12 +59,13 @@ def check_frame(rgb) -> np.ndarray:
 
 
 def object_results(labels: np.ndarray, prompts, scores, active) -> list:
-    """Area and inclusive bbox of each prompt's pixels in the label image."""
+    """Area and inclusive bbox of each prompt's pixels in the label image (only active objects have any)."""
     results = []
     for index, prompt in enumerate(prompts):
-        pixels = cv2.compare(labels, index + 1, cv2.CMP_EQ)
-        area = int(cv2.countNonZero(pixels))
-        bbox = None
+        area, bbox = 0, None
+        if active[index]:
+            pixels = cv2.compare(labels, index + 1, cv2.CMP_EQ)
+            area = int(cv2.countNonZero(pixels))
         if area:
             x, y, w, h = cv2.boundingRect(pixels)
             bbox = (x, y, x + w - 1, y + h - 1)
@@ -145,12 +146,13 @@ class Predictor:
         scores; the ROS node passes temporally smoothed ones. Only active objects' logits are resized to
         camera size unless camera_logits (K, H, W) are already at hand."""
         active_index = np.flatnonzero(active)
-        if camera_logits is not None:
-            active_logits = camera_logits[active_index]
-        else:
-            active_logits = logits_to_camera(mask_logits[active_index], box) if len(active_index) else None
         threshold = self.mask_threshold if mask_threshold is None else mask_threshold
-        labels = labels_for_active(active_logits, active_index, tuple(image_hw), threshold)
+        if camera_logits is not None:
+            labels = labels_for_active(camera_logits[active_index], active_index, tuple(image_hw), threshold)
+        else:
+            if tuple(image_hw) != tuple(box.src_hw):
+                raise ValueError("image size %s differs from the letterbox's source %s" % (tuple(image_hw), box.src_hw))
+            labels = labels_from_grid(mask_logits[active_index], active_index, box, threshold)
         return labels, object_results(labels, self.prompts, scores, active)
 
     def predict(self, rgb, return_logits: bool = False) -> Prediction:

@@ -66,11 +66,27 @@ def logits_to_camera(logits: np.ndarray, box: Letterbox) -> np.ndarray:
     """
     k, out_h, out_w = logits.shape
     src_h, src_w = box.src_hw
-    a_x = box.content_hw[1] / src_w / (box.dst_hw[1] / out_w)
-    a_y = box.content_hw[0] / src_h / (box.dst_hw[0] / out_h)
-    camera_to_grid = np.array([[a_x, 0.0, (a_x - 1.0) / 2.0], [0.0, a_y, (a_y - 1.0) / 2.0]], np.float64)
+    camera_to_grid = camera_to_grid_affine(box, (out_h, out_w))
     out = np.empty((k, src_h, src_w), np.float32)
     for i in range(k):
-        out[i] = cv2.warpAffine(np.ascontiguousarray(logits[i], dtype=np.float32), camera_to_grid, (src_w, src_h),
-                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        out[i] = warp_to_camera(logits[i], camera_to_grid, (0, 0, src_w, src_h))
     return out
+
+
+def camera_to_grid_affine(box: Letterbox, grid_hw) -> np.ndarray:
+    """(2, 3) float64 affine from camera pixel (x, y) to output-grid coordinates (see logits_to_camera)."""
+    out_h, out_w = grid_hw
+    src_h, src_w = box.src_hw
+    a_x = box.content_hw[1] / src_w / (box.dst_hw[1] / out_w)
+    a_y = box.content_hw[0] / src_h / (box.dst_hw[0] / out_h)
+    return np.array([[a_x, 0.0, (a_x - 1.0) / 2.0], [0.0, a_y, (a_y - 1.0) / 2.0]], np.float64)
+
+
+def warp_to_camera(grid: np.ndarray, camera_to_grid: np.ndarray, roi) -> np.ndarray:
+    """One (h, w) grid map sampled bilinearly at the camera pixels of roi = (x0, y0, x1, y1) (exclusive end)
+    -> (y1 - y0, x1 - x0) float32."""
+    x0, y0, x1, y1 = roi
+    affine = camera_to_grid.copy()
+    affine[:, 2] += affine[:, :2] @ np.array([x0, y0], np.float64)  # the ROI's origin is camera (x0, y0)
+    return cv2.warpAffine(np.ascontiguousarray(grid, dtype=np.float32), affine, (x1 - x0, y1 - y0),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
