@@ -3,6 +3,10 @@ inference tests (test_engines, test_predictor, test_bench).
 
 It is the tiny recipe's model with its initial weights (ImageNet backbone, MiniLM text encoder, fresh
 decoder), saved as a checkpoint and put through the real `actiseg export` path, parity check included.
+One change: the positive head's output bias is raised by 6, so that its scores sit around sigmoid(6) and the
+activity gate (mask = P(object pixel) x P(active)) lets the fresh mask head's logits through; with a fresh
+positive head at sigmoid(0) = 0.5 no pixel could pass the 0.5 mask threshold and every label image would be
+empty.
 Building needs torch; the tests that use it skip where torch is missing.
 """
 from pathlib import Path
@@ -24,6 +28,8 @@ def tiny_export(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     config = load_config(configs_dir() / "tiny.yaml", {"data_root": str(root)})
     model = ActiSegModel(config.model).eval()
+    with torch.no_grad():
+        model.segmenter.decoder.positive_head[-1].bias += 6.0
     root.mkdir(parents=True, exist_ok=True)
     save_weights(root / "model.pt", model, to_dict(config), {"steps": 0})
     export(root / "model.pt", root / "model")
