@@ -42,7 +42,7 @@ LOG = "log.jsonl"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", required=True,
-                        help="'quick' (about 70 min on a 2-core CPU), 'full' (GPU) or a grid YAML file")
+                        help="'quick' (about 60 min on a 2-core CPU with --jobs 1), 'full' (GPU) or a grid YAML file")
     parser.add_argument("--out", required=True, type=Path, help="output folder (also holds data, runs, cells)")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the grid's)")
     parser.add_argument("--jobs", type=int, default=1,
