@@ -121,6 +121,15 @@ def test_config_values_take_their_field_types():
             load_config(default, {key: value})
 
 
+def test_checkpoints_from_before_the_activity_gate_load_without_it():
+    from actiseg_ros.training.config import from_dict, to_dict
+
+    saved = to_dict(load_config(configs_dir() / "default.yaml"))
+    assert from_dict(saved).model.activity_gate is True
+    del saved["model"]["activity_gate"]
+    assert from_dict(saved).model.activity_gate is False
+
+
 def test_exported_model_predicts_like_the_checkpoint_and_runs_the_demo_layout(uninterrupted_run, tiny_data, tmp_path):
     from actiseg_ros.data import actionvos
 

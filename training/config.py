@@ -226,7 +226,10 @@ def to_dict(config: TrainConfig) -> dict:
 
 
 def from_dict(values: dict) -> TrainConfig:
-    return _build(TrainConfig, values, "checkpoint config")
+    """A checkpoint's config. Checkpoints written before the activity gate existed were trained without it."""
+    model = dict(values.get("model") or {})
+    model.setdefault("activity_gate", False)
+    return _build(TrainConfig, dict(values, model=model), "checkpoint config")
 
 
 def configs_dir() -> Path:
