@@ -108,7 +108,7 @@ def test_labels_from_the_grid_equal_labels_from_camera_size_logits():
     smooth and noisy maps, objects at the borders, thresholds on both sides, several camera sizes."""
     import cv2
 
-    from actiseg_ros.inference.postprocess import labels_from_grid
+    from actiseg_ros.inference.postprocess import compose_labels_from_grid, labels_from_grid
     from actiseg_ros.inference.preprocess import letterbox_geometry
 
     rng = np.random.default_rng(1)
@@ -123,6 +123,7 @@ def test_labels_from_the_grid_equal_labels_from_camera_size_logits():
                 for threshold in (0.5, 0.8):
                     expected = labels_for_active(logits_to_camera(grid[index], box), index, camera_hw, threshold)
                     np.testing.assert_array_equal(labels_from_grid(grid[index], index, box, threshold), expected)
+                    np.testing.assert_array_equal(compose_labels_from_grid(grid, active, box, threshold), expected)
 
 
 def test_object_results_area_and_bbox():

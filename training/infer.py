@@ -14,8 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from actiseg_ros.data import actionvos
-from actiseg_ros.inference.postprocess import POSITIVE_GATE, active_objects, compose_labels
-from actiseg_ros.inference.preprocess import letterbox_image, logits_to_camera, normalize
+from actiseg_ros.inference.postprocess import POSITIVE_GATE, active_objects, compose_labels_from_grid
+from actiseg_ros.inference.preprocess import letterbox_image, normalize
 
 
 def default_model_path() -> Path:
@@ -106,7 +106,7 @@ def predict_segment(runner, root, split, segment, narration=None) -> list:
         per_frame.append((frame,) + runner.frame(rgb))
     active = active_objects(np.mean([p for _, _, p, _ in per_frame], axis=0), runner.gate)
     lookup = np.array([0] + object_ids, np.uint8)
-    return [(frame, lookup[compose_labels(logits_to_camera(logits, box), active)])
+    return [(frame, lookup[compose_labels_from_grid(logits, active, box)])
             for frame, logits, _, box in per_frame]
 
 
@@ -120,7 +120,7 @@ def predict_demo_video(runner, root, video) -> list:
                  for stem in video.frames]
     active = active_objects(np.mean([p for _, _, p, _ in per_frame], axis=0), runner.gate)
     lookup = np.array([0] + object_ids, np.uint8)
-    return [(stem + ".jpg", lookup[compose_labels(logits_to_camera(logits, box), active)])
+    return [(stem + ".jpg", lookup[compose_labels_from_grid(logits, active, box)])
             for stem, logits, _, box in per_frame]
 
 

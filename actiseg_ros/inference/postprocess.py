@@ -108,3 +108,13 @@ def compose_labels(mask_logits: np.ndarray, active: np.ndarray, threshold: float
         raise ValueError("at most 255 objects fit in a uint8 label image, got %d" % mask_logits.shape[0])
     index = np.flatnonzero(np.asarray(active, bool))
     return labels_for_active(mask_logits[index], index, mask_logits.shape[1:], threshold)
+
+
+def compose_labels_from_grid(grid_logits: np.ndarray, active: np.ndarray, box: Letterbox,
+                             threshold: float = MASK_THRESHOLD) -> np.ndarray:
+    """compose_labels at camera size straight from the model's output grid (K, h, w): the same labels as
+    compose_labels(logits_to_camera(grid_logits, box), active), without resizing whole maps."""
+    if grid_logits.shape[0] > 255:
+        raise ValueError("at most 255 objects fit in a uint8 label image, got %d" % grid_logits.shape[0])
+    index = np.flatnonzero(np.asarray(active, bool))
+    return labels_from_grid(grid_logits[index], index, box, threshold)
