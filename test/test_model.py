@@ -163,6 +163,17 @@ def test_activity_gate_is_the_product_of_probabilities_and_stays_finite():
                           torch.tensor([[[2.0, -3.0]]]))  # a surely active object keeps its own mask
 
 
+def test_object_logits_are_the_mask_before_the_gate(small_model):
+    from actiseg_ros.training.modeling.mask_decoder import gate_by_activity
+
+    with torch.no_grad():
+        out = small_model(torch.randn(2, 3, 64, 96), torch.randn(2, 3, 32, 384), torch.ones(2, 3, 32))
+    assert out["object_logits"].shape == (6, 16, 24)
+    gated = gate_by_activity(out["object_logits"], out["positive_logits"].reshape(-1)).reshape(2, 3, 16, 24)
+    assert torch.allclose(gated, out["mask_logits"], atol=1e-6)
+    assert not torch.allclose(out["object_logits"].reshape(2, 3, 16, 24), out["mask_logits"], atol=1e-3)
+
+
 def test_mask_loss_trains_the_positive_head_through_the_gate(small_model):
     small_model.zero_grad()
     out = small_model(torch.randn(1, 3, 64, 96), torch.randn(1, 2, 32, 384), torch.ones(1, 2, 32))

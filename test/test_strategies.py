@@ -147,7 +147,7 @@ def make_batch(indices=(4, 9), t=2, k=3, hw=(8, 12), objects=(3, 2), seed=0):
     weights = torch.where(torch.rand(b, t, k, *hw, generator=g) > 0.8, 5.0, 1.0)
     object_ids = torch.where(valid, torch.arange(1, k + 1).expand(b, k) * 3, -1)
     return {"images": torch.rand(b, t, 3, *hw, generator=g) * 2 - 1, "targets": targets, "weights": weights,
-            "positive": (torch.rand(b, k, generator=g) > 0.5).float() * valid, "valid": valid,
+            "objects": targets > 0, "positive": (torch.rand(b, k, generator=g) > 0.5).float() * valid, "valid": valid,
             "prompts": [["p%d" % j for j in range(c)] for c in objects], "index": torch.tensor(indices),
             "frames": torch.tensor([[1, 3]] * b)[:, :t], "object_ids": object_ids}
 

@@ -76,6 +76,9 @@ class LossConfig:
     # in the uncertain region, which only carries the weak Tversky term (measured: positive objects' max
     # logit -9.7 after 100 steps). The auxiliary heads are re-copied from the main head when PMHM starts.
     pmhm_warmup_epochs: int = 1  # PMHM robust loss replaces the weighted focal mask loss (needs model.aux_heads >= 1)
+    # Weight of focal + dice on the ungated object logits against each object's own mask, active or not
+    # (objective.object_mask_loss); 0 = the spec's losses only. Needs model.activity_gate.
+    object_mask: float = 0.0
     strategy: str = "none"  # label-noise-learning strategy, one of STRATEGIES (see strategies.py)
     sce: SCEConfig = field(default_factory=SCEConfig)
     gce: GCEConfig = field(default_factory=GCEConfig)
@@ -188,6 +191,11 @@ def validate(config: TrainConfig) -> None:
                          "and model.aux_heads: 0 (sce, gce, elr and coteaching do combine with PMHM)"
                          % config.loss.strategy)
     validate_strategy_parameters(config.loss)
+    if config.loss.object_mask < 0:
+        raise ValueError("loss.object_mask must be >= 0, got %r" % config.loss.object_mask)
+    if config.loss.object_mask > 0 and not config.model.activity_gate:
+        raise ValueError("loss.object_mask trains the mask head's logits before the activity gate; it needs "
+                         "model.activity_gate: true")
     if config.loss.pmhm and config.model.aux_heads < 1:
         raise ValueError("loss.pmhm needs model.aux_heads >= 1 (set loss.pmhm: false for the plain model)")
     if any(s % 32 for s in config.model.input_hw):

@@ -22,6 +22,7 @@ class ClipSample:
     images    (T, 3, H, W) float32 normalised, letterboxed
     targets   (T, K, H, W) float32 {0,1}
     weights   (T, K, H, W) float32 {1,2,5}
+    objects   (T, K, H, W) bool    each object's own pixels, active or not (targets zero a negative's)
     positive  (K,) float32 clip-level positive flags
     prompts   K prompt strings (ActionVOS form)
     index     position of the segment in the split
@@ -34,6 +35,7 @@ class ClipSample:
     images: torch.Tensor
     targets: torch.Tensor
     weights: torch.Tensor
+    objects: torch.Tensor
     positive: torch.Tensor
     prompts: list
     index: int
@@ -79,7 +81,7 @@ class SegmentClips(torch.utils.data.Dataset):
             picked = np.sort(rng.choice(len(picked), self.frames_per_clip, replace=False))
         frames = [segment.sparse_frames[i] for i in picked]
         object_ids = sorted(segment.objects)
-        images, targets, weights = [], [], []
+        images, targets, weights, objects = [], [], [], []
         for frame in frames:
             rgb = actionvos.read_image(actionvos.image_path(self.root, self.split, segment.name, frame))
             labels = actionvos.read_label_png(actionvos.annotation_path(self.root, self.split, segment.name, frame))
@@ -94,30 +96,34 @@ class SegmentClips(torch.utils.data.Dataset):
             images.append(normalize(rgb))
             targets.append(np.stack([t for t, _ in per_object]))
             weights.append(np.stack([w for _, w in per_object]))
+            objects.append(np.stack([labels == k for k in object_ids]))
         positive = np.array([segment.objects[k].positive for k in object_ids], np.float32)
         return ClipSample(images=torch.from_numpy(np.stack(images)), targets=torch.from_numpy(np.stack(targets)),
-                          weights=torch.from_numpy(np.stack(weights)), positive=torch.from_numpy(positive),
+                          weights=torch.from_numpy(np.stack(weights)), objects=torch.from_numpy(np.stack(objects)),
+                          positive=torch.from_numpy(positive),
                           prompts=[segment.prompt(k) for k in object_ids], index=index,
                           frames=torch.from_numpy(picked.astype(np.int64)), object_ids=object_ids)
 
 
 def collate_clips(samples: list) -> dict:
-    """Pad K to the batch maximum. Shapes: images (B, T, 3, H, W); targets/weights (B, T, Kmax, H, W);
+    """Pad K to the batch maximum. Shapes: images (B, T, 3, H, W); targets/weights/objects (B, T, Kmax, H, W);
     positive (B, Kmax); valid (B, Kmax) bool; prompts: B lists; index (B,); frames (B, T) int64;
     object_ids (B, Kmax) int64, -1 in padded slots."""
     k_max = max(s.targets.shape[1] for s in samples)
     b, (t, _, h, w) = len(samples), samples[0].images.shape
     targets = torch.zeros(b, t, k_max, h, w)
     weights = torch.ones(b, t, k_max, h, w)
+    objects = torch.zeros(b, t, k_max, h, w, dtype=torch.bool)
     positive = torch.zeros(b, k_max)
     valid = torch.zeros(b, k_max, dtype=torch.bool)
     object_ids = torch.full((b, k_max), -1, dtype=torch.int64)
     for i, s in enumerate(samples):
         k = s.targets.shape[1]
-        targets[i, :, :k], weights[i, :, :k], positive[i, :k], valid[i, :k] = s.targets, s.weights, s.positive, True
+        targets[i, :, :k], weights[i, :, :k], objects[i, :, :k] = s.targets, s.weights, s.objects
+        positive[i, :k], valid[i, :k] = s.positive, True
         object_ids[i, :k] = torch.tensor(s.object_ids, dtype=torch.int64)
     return {"images": torch.stack([s.images for s in samples]), "targets": targets, "weights": weights,
-            "positive": positive, "valid": valid, "prompts": [s.prompts for s in samples],
+            "objects": objects, "positive": positive, "valid": valid, "prompts": [s.prompts for s in samples],
             "index": torch.tensor([s.index for s in samples]), "frames": torch.stack([s.frames for s in samples]),
             "object_ids": object_ids}
 

@@ -49,7 +49,7 @@ from actiseg_ros.inference.preprocess import PIXEL_MEAN, PIXEL_SCALE
 
 from . import lnl, losses, objective
 from .config import SINGLE_PROCESS
-from .objective import add_positive_loss, flatten_batch, supervised_layers
+from .objective import add_head_losses, flatten_batch, supervised_layers
 
 
 @dataclass
@@ -102,7 +102,7 @@ class Strategy:
         outputs = forward(batch["images"])
         rows = flatten_batch(outputs, batch)
         mask_total, parts = self.mask_loss(rows, batch, forward, context)
-        return add_positive_loss(mask_total, parts, outputs, batch, self.config)
+        return add_head_losses(mask_total, parts, outputs, batch, self.config)
 
     def mask_loss(self, rows: dict, batch: dict, forward, context: StepContext) -> tuple:
         return objective.mask_loss(rows, self.config, context.progress, context.epoch)

@@ -163,7 +163,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
     writer_handle = open(log_file, "a", newline="") if rank == 0 else None
     writer = csv.writer(writer_handle) if writer_handle else None
     if writer and step == 0:
-        writer.writerow(["step", "epoch", "lr", "total", "mask", "positive", "seconds"])
+        writer.writerow(["step", "epoch", "lr", "total", "mask", "positive", "object", "seconds"])
 
     total_steps = schedule.total_steps
     progress_bar = tqdm(total=total_steps, initial=step, desc="train", disable=rank != 0, dynamic_ncols=True)
@@ -191,7 +191,9 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
         if writer and (step % config.log_every == 0 or step == total_steps):
             writer.writerow([step, epoch, "%.3g" % members[0].optimizer.param_groups[1]["lr"],
                              "%.5f" % logged["total"].item(), "%.5f" % logged["mask"].item(),
-                             "%.5f" % logged["positive"].item(), "%.1f" % (time.monotonic() - started)])
+                             "%.5f" % logged["positive"].item(),
+                             "%.5f" % logged["object"].item() if "object" in logged else "",  # off: empty
+                             "%.1f" % (time.monotonic() - started)])
             writer_handle.flush()
         if rank == 0 and (step % config.checkpoint_every == 0 or schedule.ends_epoch(step) or step == total_steps):
             ckpt.save_training_state(ckpt.latest_path(out_dir), members, step, to_dict(config), strategy.state_dict())

@@ -106,6 +106,8 @@ class MaskDecoder(nn.Module):
     dict with
       mask_logits      (B*K, H4, W4)      from the last layer, gated by the positive logit (activity_gate)
       positive_logits  (B*K,)
+      object_logits    (B*K, H4, W4)      the last layer's mask head before the gate: "is this pixel the
+                                          prompted object", active or not (trained by the object-mask loss)
       layer_mask_logits list of (B*K, H4, W4) from the earlier layers (deep supervision / PMHM layer consistency)
       query            (B*K, D)           last layer's query (read by PMHM's auxiliary heads)
       mask_features    MaskFeatures       the per-prompt stride-4 features, factored
@@ -139,6 +141,7 @@ class MaskDecoder(nn.Module):
         return {
             "mask_logits": self.gate(layer_masks[-1], positive),
             "positive_logits": positive,
+            "object_logits": layer_masks[-1],
             "layer_mask_logits": [self.gate(m, positive) for m in layer_masks[:-1]],
             "query": query,
             "mask_features": mask_features,
