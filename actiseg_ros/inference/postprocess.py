@@ -25,26 +25,29 @@ def logit_threshold(probability: float) -> np.float32:
     return np.float32(np.log(probability / (1.0 - probability)))
 
 
+def claim_pixels(best: np.ndarray, labels: np.ndarray, logits: np.ndarray, label: int) -> None:
+    """The label rule, in place on (H, W) views: where `logits` are strictly above `best` (the running maximum,
+    starting at the threshold logit) the pixel becomes `label`; ties keep the earlier object."""
+    better = cv2.compare(logits, best, cv2.CMP_GT)
+    np.maximum(best, logits, out=best)
+    labels[better > 0] = label
+
+
 def labels_for_active(camera_logits_active: np.ndarray, active_index: np.ndarray, image_hw,
                       threshold: float) -> np.ndarray:
     """The label image from the active objects' logits alone (inactive ones need not even be resized).
 
     camera_logits_active: (A, H, W) float32 logits of the objects listed in active_index (ascending).
     -> (H, W) uint8: the most confident active object above the threshold wins, ties to the lower index.
-    A running maximum with OpenCV's masked copy replaces a (K, H, W) argmax: at 1280x720 numpy's axis-0
-    argmax and boolean assignment cost ~10 ms per object, this ~1 ms.
+    A running maximum (claim_pixels) replaces a (K, H, W) argmax: at 1280x720 numpy's axis-0 argmax costs
+    ~10 ms per object, this ~1 ms.
     """
     labels = np.zeros(tuple(image_hw), np.uint8)
     if len(active_index) == 0:
         return labels
     best = np.full(tuple(image_hw), logit_threshold(threshold), np.float32)
-    value = np.empty_like(labels)
     for logits, index in zip(camera_logits_active, active_index):
-        logits = np.ascontiguousarray(logits, np.float32)
-        better = cv2.compare(logits, best, cv2.CMP_GT)  # 255 where strictly more confident: ties keep the earlier
-        cv2.max(best, logits, dst=best)
-        value.fill(int(index) + 1)
-        cv2.copyTo(value, better, labels)
+        claim_pixels(best, labels, np.ascontiguousarray(logits, np.float32), int(index) + 1)
     return labels
 
 
@@ -90,12 +93,14 @@ def labels_from_grid(grid_logits_active: np.ndarray, active_index: np.ndarray, b
         if roi is None:
             continue
         x0, y0, x1, y1 = roi
-        logits = warp_to_camera(grid, camera_to_grid, roi)
-        best_roi, labels_roi = best[y0:y1, x0:x1], labels[y0:y1, x0:x1]
-        better = cv2.compare(logits, best_roi, cv2.CMP_GT)  # ties keep the earlier object
-        np.maximum(best_roi, logits, out=best_roi)
-        labels_roi[better > 0] = int(index) + 1
+        claim_pixels(best[y0:y1, x0:x1], labels[y0:y1, x0:x1], warp_to_camera(grid, camera_to_grid, roi),
+                     int(index) + 1)
     return labels
+
+
+def check_label_count(k: int) -> None:
+    if k > 255:
+        raise ValueError("at most 255 objects fit in a uint8 label image, got %d" % k)
 
 
 def compose_labels(mask_logits: np.ndarray, active: np.ndarray, threshold: float = MASK_THRESHOLD) -> np.ndarray:
@@ -104,8 +109,7 @@ def compose_labels(mask_logits: np.ndarray, active: np.ndarray, threshold: float
     Where masks of several active objects overlap, the most confident one wins (ties to the lower index),
     so every pixel belongs to at most one object (the palette-PNG convention of ActionVOS predictions).
     """
-    if mask_logits.shape[0] > 255:
-        raise ValueError("at most 255 objects fit in a uint8 label image, got %d" % mask_logits.shape[0])
+    check_label_count(mask_logits.shape[0])
     index = np.flatnonzero(np.asarray(active, bool))
     return labels_for_active(mask_logits[index], index, mask_logits.shape[1:], threshold)
 
@@ -114,7 +118,6 @@ def compose_labels_from_grid(grid_logits: np.ndarray, active: np.ndarray, box: L
                              threshold: float = MASK_THRESHOLD) -> np.ndarray:
     """compose_labels at camera size straight from the model's output grid (K, h, w): the same labels as
     compose_labels(logits_to_camera(grid_logits, box), active), without resizing whole maps."""
-    if grid_logits.shape[0] > 255:
-        raise ValueError("at most 255 objects fit in a uint8 label image, got %d" % grid_logits.shape[0])
+    check_label_count(grid_logits.shape[0])
     index = np.flatnonzero(np.asarray(active, bool))
     return labels_from_grid(grid_logits[index], index, box, threshold)
