@@ -48,7 +48,7 @@ demo: setup
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Reproduce the shipped default model (CPU: about 30 min of training on 2 cores; see models/MODEL_CARD.md).
+# Reproduce the shipped default model (CPU: about 65 min of training on 2 cores; see models/MODEL_CARD.md).
 .PHONY: default-model
 default-model: setup
 	$(BIN)/actiseg synth --preset default --seed 0 --out data/synth_default --overwrite

@@ -32,6 +32,10 @@ TEXT_GRAPH = "text_encoder.onnx"
 SEGMENTER_GRAPH = "segmenter.onnx"
 CARD = "model_card.json"
 PARITY_ATOL = 1e-4
+# Relative part of the logit tolerance: float32 keeps ~7 digits, and reordered sums in ONNX Runtime's kernels
+# differ from torch's by a few ulps per op; after a few hundred ops large logits (|x| ~ 20-60 after long
+# training) differ by up to ~1e-5 of their size. Decisions are checked separately (mask IoU, positives).
+PARITY_RTOL = 1e-5
 PARITY_IOU = 0.999
 
 
@@ -85,6 +89,11 @@ def parity_inputs(input_hw, seed: int = 0) -> tuple:
     return images, prompts
 
 
+def tolerance_used(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max |actual - expected| / (PARITY_ATOL + PARITY_RTOL * |expected|): <= 1 where numpy.allclose passes."""
+    return float((np.abs(actual - expected) / (PARITY_ATOL + PARITY_RTOL * np.abs(expected))).max())
+
+
 def check_parity(model, out_dir, input_hw) -> dict:
     """Compare ONNX Runtime (CPU) with torch on real inputs; raises if the graphs disagree."""
     import onnxruntime as ort
@@ -114,8 +123,9 @@ def check_parity(model, out_dir, input_hw) -> dict:
         "mask_iou": float(np.logical_and(a, b).sum() / union) if union else 1.0,
         "same_positive_decisions": bool(((onnx_positive > 0) == (ref_positive > 0)).all()),
     }
-    failures = [name for name, limit in (("text_max_abs_diff", PARITY_ATOL), ("mask_logit_max_abs_diff", PARITY_ATOL),
-                                          ("positive_logit_max_abs_diff", PARITY_ATOL)) if report[name] > limit]
+    report["mask_logit_max_tolerance_used"] = float(tolerance_used(onnx_masks, ref_masks))
+    failures = [name for name, limit in (("text_max_abs_diff", PARITY_ATOL), ("positive_logit_max_abs_diff", PARITY_ATOL),
+                                          ("mask_logit_max_tolerance_used", 1.0)) if report[name] > limit]
     if report["mask_iou"] < PARITY_IOU:
         failures.append("mask_iou")
     if not report["same_positive_decisions"]:
