@@ -130,6 +130,28 @@ def test_checkpoints_from_before_the_activity_gate_load_without_it():
     assert from_dict(saved).model.activity_gate is False
 
 
+def test_infer_uses_the_cards_mask_threshold_unless_told_otherwise(tiny_data, tmp_path):
+    """The shipped default model on tiny data: a lower mask threshold labels at least the same pixels, and
+    the card's own threshold (0.5) is what `infer` uses by default."""
+    import numpy as np
+
+    from actiseg_ros.data import actionvos
+
+    labelled = {}
+    for name, extra in (("low", ["--mask-threshold", "0.1"]), ("default", []), ("card", ["--mask-threshold", "0.5"]),
+                        ("high", ["--mask-threshold", "0.9"])):
+        out = tmp_path / name
+        result = run(["infer", "--data", str(tiny_data), "--split", "val_human", "--out", str(out)] + extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+        labelled[name] = {p.relative_to(out): actionvos.read_label_png(p) > 0 for p in out.rglob("*.png")}
+    for key, default in labelled["default"].items():
+        assert np.array_equal(default, labelled["card"][key])
+        assert (labelled["high"][key] <= default).all() and (default <= labelled["low"][key]).all()
+    assert sum(m.sum() for m in labelled["low"].values()) > sum(m.sum() for m in labelled["high"].values())
+    result = run(["infer", "--data", str(tiny_data), "--out", str(tmp_path / "bad"), "--mask-threshold", "1.5"])
+    assert result.returncode != 0 and "--mask-threshold must be between 0 and 1" in result.stderr
+
+
 def test_exported_model_predicts_like_the_checkpoint_and_runs_the_demo_layout(uninterrupted_run, tiny_data, tmp_path):
     from actiseg_ros.data import actionvos
 

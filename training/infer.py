@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from actiseg_ros.data import actionvos
-from actiseg_ros.inference.postprocess import POSITIVE_GATE, active_objects, compose_labels_from_grid
+from actiseg_ros.inference.postprocess import MASK_THRESHOLD, POSITIVE_GATE, active_objects, compose_labels_from_grid
 from actiseg_ros.inference.preprocess import letterbox_image, normalize
 
 
@@ -32,6 +32,7 @@ class OnnxRunner:
 
         self.predictor = Predictor(model_dir, backend=backend, threads=threads, max_k=64)
         self.gate = self.predictor.positive_gate
+        self.mask_threshold = self.predictor.mask_threshold  # the model card's, as the node uses it
 
     def set_prompts(self, prompts: list) -> None:
         self.predictor.set_prompts(prompts)
@@ -54,6 +55,7 @@ class TorchRunner:
         self.torch, self.model, self.input_hw = torch, model, tuple(input_hw)
         self.bank = PromptBank(model.text_encoder)
         self.gate = POSITIVE_GATE
+        self.mask_threshold = MASK_THRESHOLD
 
     @classmethod
     def from_checkpoint(cls, checkpoint, threads: int = 0) -> "TorchRunner":
@@ -106,7 +108,7 @@ def predict_segment(runner, root, split, segment, narration=None) -> list:
         per_frame.append((frame,) + runner.frame(rgb))
     active = active_objects(np.mean([p for _, _, p, _ in per_frame], axis=0), runner.gate)
     lookup = np.array([0] + object_ids, np.uint8)
-    return [(frame, lookup[compose_labels_from_grid(logits, active, box)])
+    return [(frame, lookup[compose_labels_from_grid(logits, active, box, runner.mask_threshold)])
             for frame, logits, _, box in per_frame]
 
 
@@ -120,7 +122,7 @@ def predict_demo_video(runner, root, video) -> list:
                  for stem in video.frames]
     active = active_objects(np.mean([p for _, _, p, _ in per_frame], axis=0), runner.gate)
     lookup = np.array([0] + object_ids, np.uint8)
-    return [(stem + ".jpg", lookup[compose_labels_from_grid(logits, active, box)])
+    return [(stem + ".jpg", lookup[compose_labels_from_grid(logits, active, box, runner.mask_threshold)])
             for stem, logits, _, box in per_frame]
 
 
@@ -136,10 +138,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ablation: prompt every segment with another segment's narration")
     parser.add_argument("--skip-bad", action="store_true", help="skip (and report) malformed segments")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
+    parser.add_argument("--mask-threshold", type=float, default=None, metavar="P",
+                        help="mask probability threshold (default: the model card's; 0.5 for checkpoints)")
 
 
 def main(args) -> int:
     runner = open_model(args.model or default_model_path(), args.backend, args.threads)
+    if args.mask_threshold is not None:
+        if not 0.0 < args.mask_threshold < 1.0:
+            raise SystemExit("actiseg infer: --mask-threshold must be between 0 and 1, got %s" % args.mask_threshold)
+        runner.mask_threshold = args.mask_threshold
     out = Path(args.out)
     if args.split == "demo":
         videos = actionvos.read_demo_layout(args.data)
