@@ -92,11 +92,13 @@ class SegmentClips(torch.utils.data.Dataset):
             labels = letterbox_labels(labels, self.input_hw)
             raw = letterbox_labels(raw, self.input_hw)
             raw[raw == 0] = 1  # letterbox padding is plain background
-            per_object = [remap_action_weights(raw, labels == k, bool(segment.objects[k].positive)) for k in object_ids]
+            masks = [labels == k for k in object_ids]  # each object's own pixels, active or not
+            per_object = [remap_action_weights(raw, mask, bool(segment.objects[k].positive))
+                          for mask, k in zip(masks, object_ids)]
             images.append(normalize(rgb))
             targets.append(np.stack([t for t, _ in per_object]))
             weights.append(np.stack([w for _, w in per_object]))
-            objects.append(np.stack([labels == k for k in object_ids]))
+            objects.append(np.stack(masks))
         positive = np.array([segment.objects[k].positive for k in object_ids], np.float32)
         return ClipSample(images=torch.from_numpy(np.stack(images)), targets=torch.from_numpy(np.stack(targets)),
                           weights=torch.from_numpy(np.stack(weights)), objects=torch.from_numpy(np.stack(objects)),

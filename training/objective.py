@@ -22,25 +22,29 @@ def downsample(values: torch.Tensor, size) -> torch.Tensor:
     return F.adaptive_avg_pool2d(values.unsqueeze(1), size)[:, 0]
 
 
+def valid_rows(values: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Per-(frame, prompt) maps -> the rows of valid (frame, prompt) pairs, (N, h, w), in one fixed order.
+
+    values: (B*T, K, h, w), (B*T*K, h, w) or (B, T, K, h, w), frames of clip-major order, prompts padded to K.
+    """
+    b, t, k = batch["targets"].shape[:3]
+    valid = batch["valid"].unsqueeze(1).expand(b, t, k).reshape(-1)
+    return values.reshape(b * t * k, *values.shape[-2:])[valid]
+
+
 def flatten_batch(outputs: dict, batch: dict) -> dict:
     """Model outputs over (B*T frames, K prompts) and batch targets -> rows of valid (frame, prompt) pairs.
 
     Returns logits (N, h, w), target (N, h, w), weight (N, h, w) on the stride-4 grid, plus the
     per-layer / auxiliary logits in the same rows, N = number of valid (frame, prompt) pairs.
     """
-    b, t, k, h, w = batch["targets"].shape
-    valid = batch["valid"].unsqueeze(1).expand(b, t, k).reshape(-1)
     grid = tuple(outputs["mask_logits"].shape[-2:])
-
-    def rows(logits):  # (B*T, K, h4, w4) or (B*T*K, h4, w4) -> (N, h4, w4)
-        return logits.reshape(b * t * k, *logits.shape[-2:])[valid]
-
     return {
-        "logits": rows(outputs["mask_logits"]),
-        "layers": [rows(x) for x in outputs.get("layer_mask_logits", [])],
-        "aux": [rows(x) for x in outputs.get("aux_mask_logits", [])],
-        "target": downsample(batch["targets"].reshape(b * t * k, h, w)[valid], grid),
-        "weight": downsample(batch["weights"].reshape(b * t * k, h, w)[valid], grid),
+        "logits": valid_rows(outputs["mask_logits"], batch),
+        "layers": [valid_rows(x, batch) for x in outputs.get("layer_mask_logits", [])],
+        "aux": [valid_rows(x, batch) for x in outputs.get("aux_mask_logits", [])],
+        "target": downsample(valid_rows(batch["targets"], batch), grid),
+        "weight": downsample(valid_rows(batch["weights"], batch), grid),
     }
 
 
@@ -88,11 +92,8 @@ def object_mask_loss(outputs: dict, batch: dict) -> torch.Tensor:
     about as often as positive (cups, sponges, vegetables in the synthetic data) were never segmented:
     object probability ~0.0 inside their masks after 1800 steps, while hands and sinks reached 0.9.
     """
-    b, t, k = batch["targets"].shape[:3]
-    valid = batch["valid"].unsqueeze(1).expand(b, t, k).reshape(-1)
-    logits = outputs["object_logits"].reshape(b * t * k, *outputs["object_logits"].shape[-2:])[valid]
-    target = downsample(batch["objects"].reshape(b * t * k, *batch["objects"].shape[-2:])[valid].float(),
-                        tuple(logits.shape[-2:]))
+    logits = valid_rows(outputs["object_logits"], batch)
+    target = downsample(valid_rows(batch["objects"], batch).float(), tuple(logits.shape[-2:]))
     return losses.base_mask_loss(logits, target)[0]
 
 

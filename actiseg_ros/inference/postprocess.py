@@ -8,6 +8,7 @@ from .preprocess import Letterbox, camera_to_grid_affine, warp_to_camera
 
 POSITIVE_GATE = 0.75  # ActionVOS: an object whose positive probability is below this gets an empty mask
 MASK_THRESHOLD = 0.5
+MAX_LABELS = 255  # the label image is uint8 and 0 is background
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -99,8 +100,8 @@ def labels_from_grid(grid_logits_active: np.ndarray, active_index: np.ndarray, b
 
 
 def check_label_count(k: int) -> None:
-    if k > 255:
-        raise ValueError("at most 255 objects fit in a uint8 label image, got %d" % k)
+    if k > MAX_LABELS:
+        raise ValueError("at most %d objects fit in a uint8 label image, got %d" % (MAX_LABELS, k))
 
 
 def compose_labels(mask_logits: np.ndarray, active: np.ndarray, threshold: float = MASK_THRESHOLD) -> np.ndarray:

@@ -21,13 +21,10 @@ from .engines.onnxruntime_engine import OrtOptions
 from .engines.select import AUTO, create_engine
 from .engines.tensorrt_engine import TrtOptions
 from .model_card import ModelCardError, load_model_card
-from .postprocess import active_objects, labels_for_active, labels_from_grid, sigmoid
+from .postprocess import MAX_LABELS, active_objects, labels_for_active, labels_from_grid, sigmoid
 from .preprocess import PIXEL_MEAN, PIXEL_SCALE, letterbox_image, logits_to_camera, normalize
 from .text import PromptEncoder
 from .tokenizer import PromptTokenizer
-
-MAX_LABELS = 255  # the label image is uint8 and 0 is background
-
 
 
 @dataclass
