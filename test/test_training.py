@@ -75,6 +75,29 @@ def test_checkpointed_model_goes_through_infer_and_eval(uninterrupted_run, tiny_
     assert metrics["videos"] > 0 and 0.0 <= metrics["gIoU"] <= 1.0
 
 
+def test_a_second_stage_starts_from_a_weights_file_at_another_input_size(uninterrupted_run, tiny_data, tmp_path):
+    """init_from loads the first stage's weights (with learning rates 0 they come out unchanged, BatchNorm
+    statistics aside), also at a different input size; a file of another architecture is a config error."""
+    first = uninterrupted_run / "model.pt"
+    sets = ["init_from=%s" % first, "data_root=%s" % tiny_data, "max_steps=1", "lr=0", "lr_backbone=0",
+            "weight_decay=0", "model.input_hw=[96,128]"]
+    result = run(["train"] + TINY + ["--out", str(tmp_path / "stage2")] + sum((["--set", s] for s in sets), []))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "initialised from %s" % first in result.stdout
+    before, after = weights(first), weights(tmp_path / "stage2" / "model.pt")
+    learnt = [k for k in before if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert max_weight_difference({k: before[k] for k in learnt}, {k: after[k] for k in learnt}) == 0.0
+    fresh = run(["train"] + TINY + ["--out", str(tmp_path / "fresh")] + sum((["--set", s] for s in sets[1:]), []))
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert max_weight_difference(before, weights(tmp_path / "fresh" / "model.pt")) > 0  # the check can fail
+
+    for bad, message in ((["model.dim=48"], "dim 32 (this run: 48)"), (["init_from=%s" % (tmp_path / "none.pt")], "not found"),
+                         (["init_from=%s" % (uninterrupted_run / "train_log.csv")], "not a torch weights file")):
+        result = run(["train"] + TINY + ["--out", str(tmp_path / "bad")] + sum((["--set", s] for s in sets + bad), []))
+        assert result.returncode != 0 and "invalid config: init_from" in result.stderr and message in result.stderr
+        assert not (tmp_path / "bad" / "latest.pt").exists()
+
+
 @pytest.mark.parametrize("overrides", [
     ["loss.pmhm=false", "model.aux_heads=0"],
     ["loss.pmhm=false", "model.aux_heads=0", "loss.deep_supervision=false"],

@@ -5,7 +5,9 @@ text encoder is fine-tuned they are.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -71,6 +73,39 @@ def load_training_state(path, members: list, strategy) -> dict:
 def save_weights(path, model, config: dict, info: dict) -> None:
     """The inference artefact: weights, the config that built them and how they were trained."""
     _atomic_save({"model": model_state(model), "config": config, "info": info}, path)
+
+
+# Model settings that change how the weights are fed or trained, not their shapes or meaning.
+NOT_ARCHITECTURE = ("input_hw", "pretrained", "backbone_trainable")
+
+
+def read_init_weights(path, model_config) -> dict:
+    """The state of a weights file (save_weights) that a run of `model_config` may start from (init_from).
+
+    The architecture must match the file's (every model setting except NOT_ARCHITECTURE): a different one is
+    named here rather than surfacing as a tensor-shape error, or, worse, loading into a differently wired model.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError("init_from: weights file not found: %s" % path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise ValueError("init_from: %s is not a torch weights file (%s)" % (path, err)) from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError("init_from: %s is not an actiseg weights file (no 'model'/'config' entries)" % path)
+    saved = dict(state["config"].get("model") or {})
+    saved.setdefault("activity_gate", False)  # files written before the gate existed
+    current = dataclasses.asdict(model_config)
+    differing = sorted(k for k in current if k not in NOT_ARCHITECTURE and k in saved and saved[k] != current[k])
+    if differing:
+        raise ValueError("init_from: %s was trained with a different model: %s" % (
+            path, ", ".join("%s %r (this run: %r)" % (k, saved[k], current[k]) for k in differing)))
+    return state
+
+
+def init_from_weights(model, path) -> None:
+    """Load a weights file into `model` to start a new training stage (see read_init_weights)."""
+    load_model_state(model, read_init_weights(path, model.config)["model"])
 
 
 def load_weights(path):

@@ -109,6 +109,10 @@ class TrainConfig:
     log_every: int = 10
     max_steps: int = 0  # stop after this many steps in total (0 = run all epochs); for smoke tests
     skip_bad: bool = False
+    # Weights file (an earlier run's model.pt) the model starts from instead of the pretrained backbone +
+    # fresh layers: a second training stage. Its architecture must match (input_hw may differ); the
+    # optimiser and schedule start fresh. A --resume from OUT/latest.pt takes precedence.
+    init_from: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 

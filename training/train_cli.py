@@ -41,12 +41,18 @@ def parse_overrides(pairs: list) -> dict:
 
 
 def main(args) -> int:
+    from .checkpoint import read_init_weights
     from .train import train
 
     try:
         config = load_config([resolve_config_path(name) for name in args.config], parse_overrides(args.set))
     except ValueError as err:
         raise SystemExit("invalid config: %s" % err) from None
+    if config.init_from:
+        try:  # before any data is read: a wrong file is a config error, not a crash minutes later
+            read_init_weights(config.init_from, config.model)
+        except (ValueError, FileNotFoundError) as err:
+            raise SystemExit("invalid config: %s" % err) from None
     final = train(config, args.out, resume=args.resume)
     print("weights: %s" % final)
     return 0
