@@ -44,8 +44,9 @@ def test_script_events_auto_and_explicit(source):
 
 def test_encode_frame():
     rgb = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
-    assert encode_frame(rgb, "rgb8") == rgb.tobytes()
-    assert encode_frame(rgb, "bgr8") == rgb[:, :, ::-1].tobytes()
+    assert encode_frame(rgb, "rgb8").tobytes() == rgb.tobytes()
+    bgr = encode_frame(rgb, "bgr8")
+    assert bgr.flags.c_contiguous and bgr.tobytes() == rgb[:, :, ::-1].tobytes()
     with pytest.raises(SourceError, match="rgb8 or bgr8"):
         encode_frame(rgb, "mono8")
 

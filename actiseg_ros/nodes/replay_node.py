@@ -90,11 +90,12 @@ def script_events(entries, source, start: int, end: int, objects_mode: str) -> d
     return events
 
 
-def encode_frame(rgb: np.ndarray, encoding: str) -> bytes:
+def encode_frame(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """(H, W, 3) RGB -> the contiguous pixel array of `encoding` (what messages.image_msg publishes)."""
     if encoding == "rgb8":
-        return rgb.tobytes()
+        return np.ascontiguousarray(rgb)
     if encoding == "bgr8":
-        return np.ascontiguousarray(rgb[:, :, ::-1]).tobytes()
+        return np.ascontiguousarray(rgb[:, :, ::-1])
     raise SourceError("the replay publishes rgb8 or bgr8, not %r" % encoding)
 
 
@@ -102,8 +103,9 @@ def run(node, values: dict) -> int:
     """Publish the frames and actions described by the parameter values; returns the process exit code."""
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
-    from std_msgs.msg import String
+    from std_msgs.msg import Header, String
 
+    from actiseg_ros.ros.messages import image_msg
     from actiseg_ros.ros.qos import profile
 
     log = node.get_logger()
@@ -129,7 +131,7 @@ def run(node, values: dict) -> int:
 
         for index in tqdm(wanted, desc="replay: preloading frames", unit="frame", file=sys.stderr):
             rgb = source.frame(index)
-            cache[index] = (rgb.shape[:2], encode_frame(rgb, encoding))
+            cache[index] = encode_frame(rgb, encoding)
 
     image_pub = node.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
     action_pub = node.create_publisher(String, ACTION_TOPIC, profile("command"))
@@ -163,22 +165,14 @@ def run(node, values: dict) -> int:
                 if manifest:
                     manifest.write(json.dumps({"action": events[index], "before": published, "source_index": index})
                                    + "\n")
-            if index in cache:
-                (height, width), data = cache[index]
-            else:
-                rgb = source.frame(index)
-                (height, width), data = rgb.shape[:2], encode_frame(rgb, encoding)
+            pixels = cache[index] if index in cache else encode_frame(source.frame(index), encoding)
             delay = began + published * period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             elif delay < -period:  # fell behind (slow decoding): restart the schedule instead of bursting
                 began = time.monotonic() - published * period
-            msg = Image()
-            msg.header.stamp = node.get_clock().now().to_msg()
-            msg.header.frame_id = values["frame_id"]
-            msg.height, msg.width, msg.encoding, msg.is_bigendian = height, width, encoding, 0
-            msg.step = width * 3
-            msg.data = data
+            msg = image_msg(pixels, encoding, Header(frame_id=values["frame_id"]))
+            msg.header.stamp = node.get_clock().now().to_msg()  # as the frame leaves, like a camera's capture stamp
             image_pub.publish(msg)
             if manifest:
                 manifest.write(json.dumps({"index": published, "source_index": index,
