@@ -23,6 +23,8 @@ register("eval", "actiseg_ros.evaluation.eval_cli", "score palette-PNG predictio
 register("train", "actiseg_ros.training.train_cli", "train a model from a YAML recipe (torch)", extra="train")
 register("infer", "actiseg_ros.training.infer", "write palette-PNG predictions (exported model, or a .pt checkpoint with torch)",
          extra="train")
+register("calibrate", "actiseg_ros.training.calibrate", "choose a model's mask threshold on a held-out split",
+         extra="train")
 register("export", "actiseg_ros.training.export", "export a checkpoint to ONNX graphs + model card, with parity check (torch)",
          extra="train")
 register("robustness", "actiseg_ros.training.robustness", "ActiSeg-NL robustness benchmark grid (torch)", extra="train")

@@ -155,14 +155,17 @@ def test_checkpoints_from_before_the_activity_gate_load_without_it():
 
 def test_infer_uses_the_cards_mask_threshold_unless_told_otherwise(tiny_data, tmp_path):
     """The shipped default model on tiny data: a lower mask threshold labels at least the same pixels, and
-    the card's own threshold (0.5) is what `infer` uses by default."""
+    the card's own threshold is what `infer` uses by default."""
     import numpy as np
 
     from actiseg_ros.data import actionvos
+    from actiseg_ros.paths import models_dir
 
+    card_threshold = json.loads((models_dir() / "default" / "model_card.json").read_text())["thresholds"]["mask"]
+    assert 0.05 < card_threshold < 0.9  # so that "low" and "high" below lie on either side of it
     labelled = {}
-    for name, extra in (("low", ["--mask-threshold", "0.1"]), ("default", []), ("card", ["--mask-threshold", "0.5"]),
-                        ("high", ["--mask-threshold", "0.9"])):
+    for name, extra in (("low", ["--mask-threshold", "0.05"]), ("default", []),
+                        ("card", ["--mask-threshold", str(card_threshold)]), ("high", ["--mask-threshold", "0.9"])):
         out = tmp_path / name
         result = run(["infer", "--data", str(tiny_data), "--split", "val_human", "--out", str(out)] + extra)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -173,6 +176,51 @@ def test_infer_uses_the_cards_mask_threshold_unless_told_otherwise(tiny_data, tm
     assert sum(m.sum() for m in labelled["low"].values()) > sum(m.sum() for m in labelled["high"].values())
     result = run(["infer", "--data", str(tiny_data), "--out", str(tmp_path / "bad"), "--mask-threshold", "1.5"])
     assert result.returncode != 0 and "--mask-threshold must be between 0 and 1" in result.stderr
+
+
+def test_calibration_thresholds_and_choice():
+    from actiseg_ros.training.calibrate import choose, parse_thresholds
+
+    assert parse_thresholds("0.3, 0.5,0.3") == [0.5, 0.3]
+    for bad in ("", "0.5,x", "0", "1.0", "-0.2"):
+        with pytest.raises(ValueError, match="thresholds"):
+            parse_thresholds(bad)
+    rows = [{"threshold": 0.5, "gIoU": 0.7}, {"threshold": 0.3, "gIoU": 0.8}, {"threshold": 0.2, "gIoU": 0.8},
+            {"threshold": 0.1, "gIoU": None}]
+    assert choose(rows) == 0.3  # best gIoU; of two equal ones the higher threshold
+    with pytest.raises(ValueError):
+        choose([{"threshold": 0.5, "gIoU": None}])
+
+
+def test_calibrate_scores_each_threshold_as_infer_and_eval_do_and_export_adopts_the_choice(
+        uninterrupted_run, tiny_data, tmp_path):
+    checkpoint = uninterrupted_run / "model.pt"
+    report_path = tmp_path / "calibration.json"
+    result = run(["calibrate", "--model", str(checkpoint), "--data", str(tiny_data), "--split", "val_human",
+                  "--thresholds", "0.3,0.5", "--json", str(report_path)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert [row["threshold"] for row in report["rows"]] == [0.5, 0.3] and report["split"] == "val_human"
+    assert report["chosen"] == max(report["rows"], key=lambda r: (r["gIoU"], r["threshold"]))["threshold"]
+    for row in report["rows"]:  # the sweep's scores are the ones infer + eval give at that threshold
+        pred, scores = tmp_path / ("pred%s" % row["threshold"]), tmp_path / ("scores%s.json" % row["threshold"])
+        assert run(["infer", "--data", str(tiny_data), "--split", "val_human", "--out", str(pred), "--model",
+                    str(checkpoint), "--mask-threshold", str(row["threshold"])]).returncode == 0
+        assert run(["eval", "--pred", str(pred), "--data", str(tiny_data), "--split", "val_human",
+                    "--json", str(scores)]).returncode == 0
+        evaluated = json.loads(scores.read_text())
+        for key in ("p_mIoU", "n_mIoU", "p_cIoU", "n_cIoU", "gIoU", "acc", "TP", "TN", "FP", "FN"):
+            assert row[key] == pytest.approx(evaluated[key], nan_ok=True), key
+
+    exported = tmp_path / "exported"
+    result = run(["export", "--checkpoint", str(checkpoint), "--out", str(exported), "--calibration", str(report_path)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((exported / "model_card.json").read_text())
+    assert card["thresholds"]["mask"] == report["chosen"] and card["calibration"]["split"] == "val_human"
+    (tmp_path / "not_calibration.json").write_text('{"gIoU": 0.5}')
+    result = run(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "bad"),
+                  "--calibration", str(tmp_path / "not_calibration.json")])
+    assert result.returncode != 0 and "not an `actiseg calibrate` file" in result.stderr
 
 
 def test_exported_model_predicts_like_the_checkpoint_and_runs_the_demo_layout(uninterrupted_run, tiny_data, tmp_path):

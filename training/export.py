@@ -135,8 +135,10 @@ def check_parity(model, out_dir, input_hw) -> dict:
     return report
 
 
-def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | None = None) -> dict:
-    """Write graphs, tokenizer and model card to out_dir; returns the card."""
+def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | None = None,
+           calibration: dict | None = None) -> dict:
+    """Write graphs, tokenizer and model card to out_dir; returns the card. calibration: calibrate.read_calibration's
+    dict; its threshold becomes the card's mask threshold and its sweep is recorded."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config, info = load_weights(checkpoint)
@@ -152,7 +154,7 @@ def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | 
         "normalization": {"mean": 127.0, "scale": 128.0, "channel_order": "RGB", "letterbox": "top-left"},
         "max_tokens": MAX_TOKENS,
         "text_width": TEXT_WIDTH,
-        "thresholds": {"positive_gate": 0.75, "mask": 0.5},
+        "thresholds": {"positive_gate": 0.75, "mask": calibration["mask_threshold"] if calibration else 0.5},
         "prompt_template": "{object} used in the action of {narration}",
         "tokenizer": "tokenizer.json",
         "opset": OPSET,
@@ -166,6 +168,8 @@ def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | 
         "metrics": metrics or {},
         "parity": parity,
     }
+    if calibration:
+        card["calibration"] = calibration
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
     return card
 
@@ -197,6 +201,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only (re)generate OUT/text_encoder.onnx from the installed MiniLM package")
     parser.add_argument("--out", required=True, help="output folder, e.g. models/NAME")
     parser.add_argument("--metrics", default=None, help="an `actiseg eval --json` file to record in the card")
+    parser.add_argument("--calibration", default=None,
+                        help="an `actiseg calibrate --json` file: its threshold becomes the card's mask threshold")
     parser.add_argument("--vocabulary", default=None,
                         help="JSON list of object names the model was trained on, or 'synthetic' for the "
                              "synthetic generator's taxonomy")
@@ -216,6 +222,14 @@ def main(args) -> int:
         vocabulary = sorted({name for names in taxonomy_vocabulary().values() for name in names})
     elif args.vocabulary:
         vocabulary = json.loads(Path(args.vocabulary).read_text())
-    card = export(args.checkpoint, args.out, metrics, vocabulary)
+    calibration = None
+    if args.calibration:
+        from .calibrate import read_calibration
+
+        try:
+            calibration = read_calibration(args.calibration)
+        except (OSError, ValueError) as err:
+            raise SystemExit("actiseg export: --calibration: %s" % err) from None
+    card = export(args.checkpoint, args.out, metrics, vocabulary, calibration)
     print("exported to %s; parity: %s" % (args.out, json.dumps(card["parity"])))
     return 0

@@ -8,6 +8,7 @@ per segment (mean of its per-frame positive logits, gated at 0.75), as at traini
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,19 +98,37 @@ def shuffled_narrations(segments: list, seed: int) -> dict:
             for position, index in enumerate(order)}
 
 
-def predict_segment(runner, root, split, segment, narration=None) -> list:
-    """-> list of (frame name, (H, W) uint8 label image with object ids)."""
+@dataclass
+class SegmentOutputs:
+    """A model's raw outputs on one segment: what the label images are composed from, at any threshold."""
+
+    object_ids: list  # the segment's object ids, in prompt order
+    frames: list  # [(frame name, mask logits (K, h, w), Letterbox)]
+    active: np.ndarray  # (K,) bool: the segment-level positive decisions
+
+    def labels(self, mask_threshold: float) -> list:
+        """-> [(frame name, (H, W) uint8 label image with object ids)] at this mask threshold."""
+        lookup = np.array([0] + self.object_ids, np.uint8)
+        return [(frame, lookup[compose_labels_from_grid(logits, self.active, box, mask_threshold)])
+                for frame, logits, box in self.frames]
+
+
+def segment_outputs(runner, root, split, segment, narration=None) -> SegmentOutputs:
     object_ids = sorted(segment.objects)
     narration = segment.narration if narration is None else narration
     runner.set_prompts([actionvos.build_prompt(segment.objects[k].name, narration) for k in object_ids])
-    per_frame = []
+    frames, positives = [], []
     for frame in segment.sparse_frames:
         rgb = actionvos.read_image(actionvos.image_path(root, split, segment.name, frame))
-        per_frame.append((frame,) + runner.frame(rgb))
-    active = active_objects(np.mean([p for _, _, p, _ in per_frame], axis=0), runner.gate)
-    lookup = np.array([0] + object_ids, np.uint8)
-    return [(frame, lookup[compose_labels_from_grid(logits, active, box, runner.mask_threshold)])
-            for frame, logits, _, box in per_frame]
+        logits, positive, box = runner.frame(rgb)
+        frames.append((frame, logits, box))
+        positives.append(positive)
+    return SegmentOutputs(object_ids, frames, active_objects(np.mean(positives, axis=0), runner.gate))
+
+
+def predict_segment(runner, root, split, segment, narration=None) -> list:
+    """-> list of (frame name, (H, W) uint8 label image with object ids)."""
+    return segment_outputs(runner, root, split, segment, narration).labels(runner.mask_threshold)
 
 
 def predict_demo_video(runner, root, video) -> list:
