@@ -51,6 +51,29 @@ def test_labels_equal_the_offline_predictor(model, frames):
     assert result.labels.any(), "with gate 0 every object competes for pixels"
 
 
+def test_mask_threshold_zero_means_the_model_cards(model, frames, tmp_path):
+    """The parameter's default (0) takes the card's calibrated threshold; a value overrides it."""
+    import json
+    import shutil
+
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(model, calibrated)
+    card = json.loads((calibrated / "model_card.json").read_text())
+    card["thresholds"]["mask"] = 0.05
+    (calibrated / "model_card.json").write_text(json.dumps(card))
+    labels = {}
+    for name, value in (("card", 0.0), ("explicit", 0.95)):
+        pipeline = create_pipeline(settings(calibrated, positive_gate=0.0, action="cut onion with knife",
+                                            mask_threshold=value))
+        result = pipeline.process(frames[0])
+        predictor = Predictor(calibrated, backend="ort-cpu", threads=1, positive_gate=0.0,
+                              mask_threshold=None if value == 0.0 else value)
+        predictor.set_prompts([o.prompt for o in result.objects])
+        np.testing.assert_array_equal(result.labels, predictor.predict(frames[0]).labels)
+        labels[name] = result.labels
+    assert (labels["card"] > 0).sum() > (labels["explicit"] > 0).sum()
+
+
 def test_action_changes_apply_at_the_next_frame_and_bad_ones_keep_the_old(model, frames):
     pipeline = create_pipeline(settings(model, action="stir pan"))
     assert pipeline.process(frames[0]).action.narration == "stir pan"

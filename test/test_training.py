@@ -162,9 +162,9 @@ def test_infer_uses_the_cards_mask_threshold_unless_told_otherwise(tiny_data, tm
     from actiseg_ros.paths import models_dir
 
     card_threshold = json.loads((models_dir() / "default" / "model_card.json").read_text())["thresholds"]["mask"]
-    assert 0.05 < card_threshold < 0.9  # so that "low" and "high" below lie on either side of it
+    assert 0.01 < card_threshold < 0.9  # so that "low" and "high" below lie on either side of it
     labelled = {}
-    for name, extra in (("low", ["--mask-threshold", "0.05"]), ("default", []),
+    for name, extra in (("low", ["--mask-threshold", "0.01"]), ("default", []),
                         ("card", ["--mask-threshold", str(card_threshold)]), ("high", ["--mask-threshold", "0.9"])):
         out = tmp_path / name
         result = run(["infer", "--data", str(tiny_data), "--split", "val_human", "--out", str(out)] + extra)

@@ -53,8 +53,9 @@ PARAMETERS = (
               runtime=True),
     ParamSpec("positive_gate", 0.75, "an object is active (segmented) when its positive score reaches this",
               value_range=(0.0, 1.0), runtime=True),
-    ParamSpec("mask_threshold", 0.5, "mask probability a pixel needs to belong to an active object",
-              value_range=(0.01, 0.99), runtime=True),
+    ParamSpec("mask_threshold", 0.0, "mask probability a pixel needs to belong to an active object; 0: the model "
+              "card's threshold (calibrated on held-out data by `actiseg calibrate`)", value_range=(0.0, 0.99),
+              runtime=True),
     ParamSpec("smoothing.enabled", True, "smooth positive scores across frames (moving average + hysteresis)",
               runtime=True),
     ParamSpec("smoothing.alpha", 0.5, "weight of the newest frame in the moving average (1: none)",

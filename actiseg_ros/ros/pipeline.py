@@ -131,7 +131,7 @@ class PerceptionPipeline:
         else:
             scores, active = raw, raw >= settings.positive_gate
         labels, results = self.predictor.decide(mask_logits, box, (height, width), scores, active,
-                                                settings.mask_threshold)
+                                                settings.mask_threshold or None)  # 0: the model card's
         objects = [ObjectOutput(id=r.index + 1, name=command.objects[r.index], prompt=r.prompt, score=float(r.score),
                                 raw_score=float(raw[r.index]), active=r.active, bbox=r.bbox, area=r.area)
                    for r in results]
