@@ -48,7 +48,7 @@ demo: setup
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Reproduce the shipped default model (CPU: about 2 h 10 min of training on 2 cores, two stages; see
+# Reproduce the shipped default model (CPU: about 1 h 45 min of training on 2 cores, two stages; see
 # models/MODEL_CARD.md). The mask threshold is chosen on `val`; the reported numbers are on `val_human`.
 RUN := runs/default
 DATA := data/synth_default
