@@ -8,6 +8,7 @@
 2. The node: perception_node and replay_node as separate processes; the replay publishes a 640x480 rgb8
    synthetic stream at 30 Hz (preloaded, looping) for --seconds; this process subscribes to /actiseg/objects
    over DDS with the product's Fast DDS profile and records, per output, arrival time minus the camera stamp.
+   The bare engine is timed before and after the node run; the faster p50 of the two is used.
    Overhead = node end-to-end p50 - bare engine p50: conversion, letterbox, mask post-processing, message
    building, two DDS hops (camera -> node -> subscriber), and the age of the frame when the inference thread
    takes it (when the model is slower than the camera, the newest frame waited on average half a camera
@@ -134,10 +135,21 @@ def main() -> int:
         model = models_dir() / "default"
     logs = Path(tempfile.mkdtemp(prefix="actiseg_bench_node_"))
     load_before = load_average()
-    engine = bench_engine(model, args.width, args.height, args.iterations, args.threads)
-    print("engine (K=%d): p50 %.1f ms, p95 %.1f ms; camera path p50 %.1f ms"
-          % (engine["k"], engine["engine"]["p50_ms"], engine["engine"]["p95_ms"], engine["camera"]["p50_ms"]))
+    engines = []
+
+    def time_engine(when: str) -> None:
+        engines.append(bench_engine(model, args.width, args.height, args.iterations, args.threads))
+        print("engine %s the node run (K=%d): p50 %.1f ms, p95 %.1f ms; camera path p50 %.1f ms"
+              % (when, engines[-1]["k"], engines[-1]["engine"]["p50_ms"], engines[-1]["engine"]["p95_ms"],
+                 engines[-1]["camera"]["p50_ms"]))
+
+    time_engine("before")
     node = bench_node(model, args.width, args.height, args.rate, args.seconds, args.threads, logs)
+    time_engine("after")
+    # Other load on a shared VM only ever slows a run down (the bare engine's p50 moved between 14 and 34 ms
+    # from run to run): the faster of the two measurements is the closer to the engine's cost, and gives the
+    # larger, conservative overhead.
+    engine = min(engines, key=lambda e: e["engine"]["p50_ms"])
     overhead = None if node["latency_ms_p50"] is None else node["latency_ms_p50"] - engine["engine"]["p50_ms"]
     result = {
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
@@ -149,6 +161,7 @@ def main() -> int:
         "stream": {"width": args.width, "height": args.height, "rate": args.rate, "seconds": args.seconds},
         "action": ACTION, "k": engine["k"],
         "engine_ms": {"p50": engine["engine"]["p50_ms"], "p95": engine["engine"]["p95_ms"]},
+        "engine_ms_p50_before_and_after": [e["engine"]["p50_ms"] for e in engines],
         "camera_path_ms": {"p50": engine["camera"]["p50_ms"], "p95": engine["camera"]["p95_ms"]},
         "node": node,
         "overhead_ms_p50": overhead,
