@@ -8,7 +8,8 @@
 2. The node: perception_node and replay_node as separate processes; the replay publishes a 640x480 rgb8
    synthetic stream at 30 Hz (preloaded, looping) for --seconds; this process subscribes to /actiseg/objects
    over DDS with the product's Fast DDS profile and records, per output, arrival time minus the camera stamp.
-   The bare engine is timed before and after the node run; the faster p50 of the two is used.
+   The bare engine is timed before and after the node run, back to back and paced at the camera rate; the
+   faster p50 of each pair is used.
    Overhead = node end-to-end p50 - bare engine p50: conversion, letterbox, mask post-processing, message
    building, two DDS hops (camera -> node -> subscriber), and the age of the frame when the inference thread
    takes it (when the model is slower than the camera, the newest frame waited on average half a camera
@@ -57,7 +58,7 @@ def load_average() -> list:
         return []
 
 
-def bench_engine(model: Path, width: int, height: int, iterations: int, threads: int) -> dict:
+def bench_engine(model: Path, width: int, height: int, iterations: int, threads: int, rate: float) -> dict:
     from actiseg_ros.inference.bench import camera_frame, time_calls
     from actiseg_ros.inference.predictor import Predictor
     from actiseg_ros.ros.action_parsing import build_prompts, parse_action
@@ -69,9 +70,11 @@ def bench_engine(model: Path, width: int, height: int, iterations: int, threads:
         tokens, mask = predictor.prompt_features
         images = np.zeros((1, 3) + tuple(predictor.card.input_hw), np.float32)
         engine = time_calls(lambda: predictor.segmenter.run(images, tokens, mask), iterations, 5)
+        paced = time_calls(lambda: predictor.segmenter.run(images, tokens, mask), iterations, 5, period=1.0 / rate)
         frame = camera_frame(width, height)
         camera = time_calls(lambda: predictor.predict(frame), iterations, 5)
-        return {"k": len(command.objects), "objects": list(command.objects), "engine": engine, "camera": camera,
+        return {"k": len(command.objects), "objects": list(command.objects), "engine": engine, "paced": paced,
+                "camera": camera,
                 "input_hw": list(predictor.card.input_hw), "providers": predictor.segmenter.providers}
     finally:
         predictor.close()
@@ -138,10 +141,11 @@ def main() -> int:
     engines = []
 
     def time_engine(when: str) -> None:
-        engines.append(bench_engine(model, args.width, args.height, args.iterations, args.threads))
-        print("engine %s the node run (K=%d): p50 %.1f ms, p95 %.1f ms; camera path p50 %.1f ms"
-              % (when, engines[-1]["k"], engines[-1]["engine"]["p50_ms"], engines[-1]["engine"]["p95_ms"],
-                 engines[-1]["camera"]["p50_ms"]))
+        engines.append(bench_engine(model, args.width, args.height, args.iterations, args.threads, args.rate))
+        print("engine %s the node run (K=%d): p50 %.1f ms, p95 %.1f ms back to back, p50 %.1f ms paced at %g Hz; "
+              "camera path p50 %.1f ms" % (when, engines[-1]["k"], engines[-1]["engine"]["p50_ms"],
+                                           engines[-1]["engine"]["p95_ms"], engines[-1]["paced"]["p50_ms"], args.rate,
+                                           engines[-1]["camera"]["p50_ms"]))
 
     time_engine("before")
     node = bench_node(model, args.width, args.height, args.rate, args.seconds, args.threads, logs)
@@ -151,6 +155,10 @@ def main() -> int:
     # larger, conservative overhead.
     engine = min(engines, key=lambda e: e["engine"]["p50_ms"])
     overhead = None if node["latency_ms_p50"] is None else node["latency_ms_p50"] - engine["engine"]["p50_ms"]
+    # The node runs the graph once per camera frame, idle in between: the paced timing is its like-for-like
+    # baseline (reported beside the formal overhead, which the target is defined on).
+    paced_p50 = min(e["paced"]["p50_ms"] for e in engines)
+    overhead_paced = None if node["latency_ms_p50"] is None else node["latency_ms_p50"] - paced_p50
     result = {
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
                     "python": platform.python_version(), "load_average_before": load_before,
@@ -162,6 +170,8 @@ def main() -> int:
         "action": ACTION, "k": engine["k"],
         "engine_ms": {"p50": engine["engine"]["p50_ms"], "p95": engine["engine"]["p95_ms"]},
         "engine_ms_p50_before_and_after": [e["engine"]["p50_ms"] for e in engines],
+        "engine_paced_ms_p50_before_and_after": [e["paced"]["p50_ms"] for e in engines],
+        "overhead_vs_paced_engine_ms_p50": overhead_paced,
         "camera_path_ms": {"p50": engine["camera"]["p50_ms"], "p95": engine["camera"]["p95_ms"]},
         "node": node,
         "overhead_ms_p50": overhead,
@@ -172,9 +182,11 @@ def main() -> int:
                              "overhead_p50": overhead is not None and overhead <= 8.0}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    print("node: %.1f Hz out of %.1f Hz in, latency p50 %.1f ms / p95 %.1f ms, overhead p50 %.1f ms, %d of %d dropped"
+    print("node: %.1f Hz out of %.1f Hz in, latency p50 %.1f ms / p95 %.1f ms, overhead p50 %.1f ms (%.1f ms against "
+          "the paced engine), %d of %d dropped"
           % (node["hz"], node["camera_hz"] or 0, node["latency_ms_p50"] or -1, node["latency_ms_p95"] or -1,
-             overhead if overhead is not None else -1, node["drops"], node["frames_published"]))
+             overhead if overhead is not None else -1, overhead_paced if overhead_paced is not None else -1,
+             node["drops"], node["frames_published"]))
     print("per frame (p50): %s; paired overhead %.1f ms (%.1f ms without the frame's wait for the inference thread); "
           "DDS + publishing %.1f ms" % (", ".join("%s %.1f" % kv for kv in node["stage_ms_p50"].items()),
                                         node["paired_overhead_ms_p50"] or -1,

@@ -72,6 +72,22 @@ def test_summarize_and_parse_size():
             bench.parse_size(bad)
 
 
+def test_paced_calls_start_one_period_apart():
+    starts = []
+
+    def call():
+        starts.append(__import__("time").perf_counter())
+
+    result = bench.time_calls(call, iterations=5, warmup=2, period=0.02)
+    timed = starts[2:]  # the warm-up calls are not paced
+    assert len(timed) == 5 and result["p50_ms"] >= 0
+    gaps = np.diff(timed)
+    assert (gaps >= 0.02 - 1e-3).all(), gaps  # time.sleep never returns early by more than clock granularity
+    starts.clear()
+    bench.time_calls(call, iterations=5, warmup=0)
+    assert np.diff(starts).sum() < 0.05  # unpaced: back to back (paced, the same 4 gaps take >= 0.076 s)
+
+
 def test_camera_frame_is_deterministic():
     frame = bench.camera_frame(64, 48)
     assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8
