@@ -17,12 +17,11 @@ import argparse
 import json
 from pathlib import Path
 
-from tqdm import tqdm
-
 from actiseg_ros.data import actionvos
-from actiseg_ros.evaluation.metrics import MetricAccumulator, nan_to_none
+from actiseg_ros.evaluation.metrics import nan_to_none
 
-from .infer import default_model_path, open_model, segment_outputs
+from .infer import default_model_path, open_model
+from .validate import score_segments
 
 DEFAULT_THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05, 0.03, 0.02)
 CRITERION = "gIoU"
@@ -40,19 +39,10 @@ def parse_thresholds(text: str) -> list:
 
 def sweep(runner, root, split: str, thresholds) -> list:
     """-> [{"threshold": t, <the six metrics and four counts>}] for each threshold, from one pass of the model."""
-    data = actionvos.read_split(root, split)
-    segments = [s for s in data.segments if s.evaluable]
+    segments = [s for s in actionvos.read_split(root, split).segments if s.evaluable]
     if not segments:
         raise actionvos.DatasetError("%s: split %s has no evaluable segment" % (root, split))
-    scores = {t: MetricAccumulator() for t in thresholds}
-    for segment in tqdm(segments, desc="calibrate %s" % split):
-        outputs = segment_outputs(runner, root, split, segment)
-        positives = {k: bool(info.positive) for k, info in segment.objects.items()}
-        truths = {frame: actionvos.read_label_png(actionvos.annotation_path(root, split, segment.name, frame))
-                  for frame, _logits, _box in outputs.frames}
-        for threshold, accumulator in scores.items():
-            for frame, labels in outputs.labels(threshold):
-                accumulator.add_frame(labels, truths[frame], positives)
+    scores = score_segments(runner, root, split, segments, thresholds, desc="calibrate %s" % split)
     return [dict(threshold=t, **{k: nan_to_none(v) for k, v in scores[t].result().items()}) for t in thresholds]
 
 

@@ -75,6 +75,19 @@ def save_weights(path, model, config: dict, info: dict) -> None:
     _atomic_save({"model": model_state(model), "config": config, "info": info}, path)
 
 
+def read_weights_file(path) -> dict:
+    """A weights file's {"model", "config", "info"} dict; FileNotFoundError or ValueError naming the file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError("weights file not found: %s" % path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise ValueError("%s is not a torch weights file (%s)" % (path, err)) from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError("%s is not an actiseg checkpoint (no 'model'/'config' entries)" % path)
+    return state
+
+
 # Model settings that change how the weights are fed or trained, not their shapes or meaning.
 NOT_ARCHITECTURE = ("input_hw", "pretrained", "backbone_trainable")
 
@@ -85,27 +98,19 @@ def read_init_weights(path, model_config) -> dict:
     The architecture must match the file's (every model setting except NOT_ARCHITECTURE): a different one is
     named here rather than surfacing as a tensor-shape error, or, worse, loading into a differently wired model.
     """
-    if not Path(path).is_file():
-        raise FileNotFoundError("init_from: weights file not found: %s" % path)
+    from .config import from_dict
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError("init_from: %s is not a torch weights file (%s)" % (path, err)) from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError("init_from: %s is not an actiseg weights file (no 'model'/'config' entries)" % path)
-    saved = dict(state["config"].get("model") or {})
-    saved.setdefault("activity_gate", False)  # files written before the gate existed
+        state = read_weights_file(path)
+    except (FileNotFoundError, ValueError) as err:
+        raise type(err)("init_from: %s" % err) from None
+    saved = dataclasses.asdict(from_dict(state["config"]).model)  # old files: from_dict's defaults
     current = dataclasses.asdict(model_config)
-    differing = sorted(k for k in current if k not in NOT_ARCHITECTURE and k in saved and saved[k] != current[k])
+    differing = sorted(k for k in current if k not in NOT_ARCHITECTURE and saved[k] != current[k])
     if differing:
         raise ValueError("init_from: %s was trained with a different model: %s" % (
             path, ", ".join("%s %r (this run: %r)" % (k, saved[k], current[k]) for k in differing)))
     return state
-
-
-def init_from_weights(model, path) -> None:
-    """Load a weights file into `model` to start a new training stage (see read_init_weights)."""
-    load_model_state(model, read_init_weights(path, model.config)["model"])
 
 
 def load_weights(path):
@@ -113,11 +118,7 @@ def load_weights(path):
     from .config import from_dict
     from .modeling.actiseg_model import ActiSegModel
 
-    if not Path(path).is_file():
-        raise FileNotFoundError("checkpoint not found: %s" % path)
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError("%s is not an actiseg checkpoint (no 'model'/'config' entries)" % path)
+    state = read_weights_file(path)
     config = from_dict(state["config"])
     config.model.pretrained = False  # the weights come from the checkpoint
     model = ActiSegModel(config.model)

@@ -137,12 +137,14 @@ def predict_demo_video(runner, root, video) -> list:
     prompts = [video.expressions[key]["exp"] for key in keys]
     object_ids = [int(video.expressions[key].get("obj_id", position + 1)) for position, key in enumerate(keys)]
     runner.set_prompts(prompts)
-    per_frame = [(stem,) + runner.frame(actionvos.read_image(actionvos.image_path(root, "val", video.name, stem + ".jpg")))
-                 for stem in video.frames]
-    active = active_objects(np.mean([p for _, _, p, _ in per_frame], axis=0), runner.gate)
-    lookup = np.array([0] + object_ids, np.uint8)
-    return [(stem + ".jpg", lookup[compose_labels_from_grid(logits, active, box, runner.mask_threshold)])
-            for stem, logits, _, box in per_frame]
+    frames, positives = [], []
+    for stem in video.frames:
+        logits, positive, box = runner.frame(actionvos.read_image(actionvos.image_path(root, "val", video.name,
+                                                                                        stem + ".jpg")))
+        frames.append((stem + ".jpg", logits, box))
+        positives.append(positive)
+    outputs = SegmentOutputs(object_ids, frames, active_objects(np.mean(positives, axis=0), runner.gate))
+    return outputs.labels(runner.mask_threshold)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -143,11 +143,13 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
             torch.manual_seed(config.seed + extra)
             members.append(build_member(config, dataset, device, world, milestones))
     state = {"step": 0}
-    if config.init_from and not (resume and ckpt.latest_path(out_dir).is_file()):
+    resuming = resume and ckpt.latest_path(out_dir).is_file()
+    if config.init_from and not resuming:
+        initial = ckpt.read_init_weights(config.init_from, config.model)["model"]
         for member in members:  # co-teaching's peer starts from the same weights; its batches differ
-            ckpt.init_from_weights(member.model, config.init_from)
+            ckpt.load_model_state(member.model, initial)
         log("initialised from %s" % config.init_from)
-    if resume and ckpt.latest_path(out_dir).is_file():
+    if resuming:
         state = ckpt.load_training_state(ckpt.latest_path(out_dir), members, strategy)
         log("resumed from step %d" % state["step"])
     step = state["step"]

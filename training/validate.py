@@ -11,7 +11,7 @@ from tqdm import tqdm
 from actiseg_ros.data import actionvos
 from actiseg_ros.evaluation.metrics import MetricAccumulator
 
-from .infer import TorchRunner, predict_segment
+from .infer import TorchRunner, segment_outputs
 
 
 def pick_segments(root, split: str, count: int) -> list:
@@ -22,6 +22,21 @@ def pick_segments(root, split: str, count: int) -> list:
     if len(segments) <= count:
         return segments
     return [segments[i * len(segments) // count] for i in range(count)]
+
+
+def score_segments(runner, root, split: str, segments: list, thresholds, desc: str = "validate") -> dict:
+    """{mask threshold: MetricAccumulator} of `runner` over every frame and object of `segments`: the model
+    runs once per segment and each threshold's label images are scored from the same logits."""
+    scores = {t: MetricAccumulator() for t in thresholds}
+    for segment in tqdm(segments, desc=desc, leave=False):
+        outputs = segment_outputs(runner, root, split, segment)
+        positives = {k: bool(info.positive) for k, info in segment.objects.items()}
+        truths = {frame: actionvos.read_label_png(actionvos.annotation_path(root, split, segment.name, frame))
+                  for frame, _logits, _box in outputs.frames}
+        for threshold, accumulator in scores.items():
+            for frame, labels in outputs.labels(threshold):
+                accumulator.add_frame(labels, truths[frame], positives)
+    return scores
 
 
 def validation_giou(model, root, split: str, segments: list, input_hw, desc: str = "validate") -> float:
@@ -35,12 +50,6 @@ def validation_giou(model, root, split: str, segments: list, input_hw, desc: str
     was_training = model.training
     model.eval()
     runner = TorchRunner(model, input_hw)
-    scores = MetricAccumulator()
-    for segment in tqdm(segments, desc=desc, leave=False):
-        predictions = predict_segment(runner, root, split, segment)
-        positives = {k: bool(info.positive) for k, info in segment.objects.items()}
-        for frame, labels in predictions:
-            truth = actionvos.read_label_png(actionvos.annotation_path(root, split, segment.name, frame))
-            scores.add_frame(labels, truth, positives)
+    scores = score_segments(runner, root, split, segments, [runner.mask_threshold], desc)[runner.mask_threshold]
     model.train(was_training)
     return float(np.nan_to_num(scores.result()["gIoU"]))
