@@ -11,7 +11,8 @@ from actiseg_ros.inference.engines.onnxruntime_engine import OrtTextEngine
 from actiseg_ros.inference.model_card import ModelCardError, load_model_card
 from actiseg_ros.inference.postprocess import active_objects, compose_labels, labels_for_active
 from actiseg_ros.inference.predictor import Predictor, object_results
-from actiseg_ros.inference.preprocess import letterbox_image, letterbox_labels, logits_to_camera
+from actiseg_ros.inference.preprocess import (FramePreprocessor, area_split_row, letterbox_image, letterbox_labels,
+                                              logits_to_camera, normalize)
 from actiseg_ros.inference.text import PromptEncoder
 from actiseg_ros.inference.tokenizer import PromptTokenizer
 from exported_model import tiny_export
@@ -108,7 +109,7 @@ def test_labels_from_the_grid_equal_labels_from_camera_size_logits():
     smooth and noisy maps, objects at the borders, thresholds on both sides, several camera sizes."""
     import cv2
 
-    from actiseg_ros.inference.postprocess import compose_labels_from_grid, labels_from_grid
+    from actiseg_ros.inference.postprocess import compose_labels_from_grid, label_regions_from_grid, labels_from_grid
     from actiseg_ros.inference.preprocess import letterbox_geometry
 
     rng = np.random.default_rng(1)
@@ -124,6 +125,40 @@ def test_labels_from_the_grid_equal_labels_from_camera_size_logits():
                     expected = labels_for_active(logits_to_camera(grid[index], box), index, camera_hw, threshold)
                     np.testing.assert_array_equal(labels_from_grid(grid[index], index, box, threshold), expected)
                     np.testing.assert_array_equal(compose_labels_from_grid(grid, active, box, threshold), expected)
+                    # The regions bound every object's pixels, so object results counted inside them are the
+                    # whole-image ones.
+                    labels, regions = label_regions_from_grid(grid[index], index, box, threshold)
+                    for i in index:
+                        outside = labels == i + 1
+                        if i in regions:
+                            x0, y0, x1, y1 = regions[i]
+                            outside[y0:y1, x0:x1] = False
+                        assert not outside.any()
+                    scores = np.linspace(0.2, 0.9, 5)
+                    assert (object_results(labels, list("abcde"), scores, active, regions)
+                            == object_results(labels, list("abcde"), scores, active))
+
+
+def test_frame_preprocessor_gives_the_letterbox_pixels():
+    """The streaming pre-processing (area resize in two bands on two threads, reused input tensor) equals
+    normalize(letterbox_image(...)) bit for bit: split ratios (2.5, 4, 5, 6), unsplittable ones, upscaling,
+    a frame already at the input size, a row-padded (non-contiguous) frame, and size changes between calls."""
+    rng = np.random.default_rng(4)
+    preprocess = FramePreprocessor(DEFAULT_INPUT)
+    try:
+        sizes = [(480, 640), (960, 1280), (720, 1280), (1080, 1920), (480, 848), (481, 641), (240, 320), (100, 100),
+                 (192, 320), (640, 480), (480, 640)]
+        for height, width in sizes:
+            padded = rng.integers(0, 256, (height, width + 7, 3), dtype=np.uint8)
+            for rgb in (padded[:, :width].copy(), padded[:, :width]):
+                images, box = preprocess(rgb)
+                expected, expected_box = letterbox_image(rgb, DEFAULT_INPUT)
+                assert box == expected_box
+                np.testing.assert_array_equal(images, normalize(expected[None]))
+    finally:
+        preprocess.close()
+    assert area_split_row(480, 192) == 96 and area_split_row(720, 180) == 90
+    assert area_split_row(480, 181) is None and area_split_row(100, 192) is None and area_split_row(192, 192) is None
 
 
 def test_object_results_area_and_bbox():
@@ -132,6 +167,9 @@ def test_object_results_area_and_bbox():
     labels[7, 15] = 3
     results = object_results(labels, ["a", "b", "c"], np.array([0.9, 0.1, 0.8]), np.array([True, False, True]))
     assert [(r.area, r.bbox) for r in results] == [(18, (3, 2, 8, 4)), (0, None), (1, (15, 7, 15, 7))]
+    # Counted inside regions, boxes come back in image coordinates; an active object without a region has none.
+    inside = object_results(labels, ["a", "b", "c"], np.ones(3), np.ones(3, bool), {0: (2, 1, 10, 6), 2: (14, 6, 20, 10)})
+    assert [(r.area, r.bbox) for r in inside] == [(18, (3, 2, 8, 4)), (0, None), (1, (15, 7, 15, 7))]
     assert results[1].prompt == "b" and not results[1].active and results[0].score == pytest.approx(0.9)
 
 

@@ -84,10 +84,18 @@ def labels_from_grid(grid_logits_active: np.ndarray, active_index: np.ndarray, b
                      threshold: float) -> np.ndarray:
     """labels_for_active from the active objects' logits at the model's output grid (A, h, w): each map is
     upsampled to camera pixels only inside its support_roi. -> (H, W) uint8 at camera resolution."""
+    return label_regions_from_grid(grid_logits_active, active_index, box, threshold)[0]
+
+
+def label_regions_from_grid(grid_logits_active: np.ndarray, active_index: np.ndarray, box: Letterbox,
+                            threshold: float) -> tuple:
+    """labels_from_grid, and where each object's pixels can be: -> ((H, W) uint8 labels, {index: (x0, y0, x1,
+    y1)} the support_roi of each active object that has one; label index + 1 occurs only inside it)."""
     height, width = box.src_hw
     labels = np.zeros((height, width), np.uint8)
+    regions = {}
     if len(active_index) == 0:
-        return labels
+        return labels, regions
     threshold_logit = logit_threshold(threshold)
     camera_to_grid = camera_to_grid_affine(box, grid_logits_active.shape[1:])
     best = np.full((height, width), threshold_logit, np.float32)
@@ -98,7 +106,8 @@ def labels_from_grid(grid_logits_active: np.ndarray, active_index: np.ndarray, b
         x0, y0, x1, y1 = roi
         claim_pixels(best[y0:y1, x0:x1], labels[y0:y1, x0:x1], warp_to_camera(grid, camera_to_grid, roi),
                      int(index) + 1)
-    return labels
+        regions[int(index)] = roi
+    return labels, regions
 
 
 def check_label_count(k: int) -> None:

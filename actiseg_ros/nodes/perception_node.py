@@ -44,6 +44,10 @@ def _stamp_seconds(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def _stamp_nanoseconds(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
 def make_node_class():
     """The node class, built on first use so that importing this module needs no rclpy."""
     from diagnostic_msgs.msg import DiagnosticArray
@@ -164,7 +168,7 @@ def make_node_class():
         def _on_image(self, msg):
             slot = self.slot
             if slot is not None:
-                slot.put((msg, time.perf_counter()))
+                slot.put((msg, time.perf_counter(), self.get_clock().now().nanoseconds))
 
         def _on_action(self, msg):
             self._apply_action(msg.data)
@@ -216,7 +220,7 @@ def make_node_class():
         # --- inference thread ----------------------------------------------------------------------------
 
         def _handle_frame(self, item):
-            msg, received = item
+            msg, received, arrival_ns = item
             settings = self.settings
             began = time.perf_counter()
             try:
@@ -228,11 +232,16 @@ def make_node_class():
                 return
             converted = time.perf_counter()
             result = self.pipeline.process(rgb)
-            timings = dict(waiting=1000 * (began - received), convert=1000 * (converted - began), **result.timings_ms)
             header = msg.header
             outputs = self.outputs
+            publish_began = time.perf_counter()
             outputs["mask"].publish(image_msg(result.mask, "mono8", header))
             outputs["labels"].publish(image_msg(result.labels, "mono8", header))
+            # Stage times in the objects message: where a frame's latency goes, for a consumer or a benchmark.
+            # arrival_age: the frame's age (camera stamp to this node's callback), i.e. the camera hop.
+            timings = dict(arrival_age=1e-6 * (arrival_ns - _stamp_nanoseconds(header.stamp)),
+                           waiting=1000 * (began - received), convert=1000 * (converted - began), **result.timings_ms,
+                           publish_images=1000 * (time.perf_counter() - publish_began))
             outputs["objects"].publish(objects_msg(header, result.action, result.objects, rgb.shape[:2], timings))
             if settings.publish_overlay and outputs["overlay"].get_subscription_count() > 0:
                 overlay = draw_overlay(rgb, result.labels, result.objects,
