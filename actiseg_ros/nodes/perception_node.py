@@ -301,8 +301,10 @@ def start(node) -> bool:
 def main(argv=None) -> int:
     """ROS executable: `perception_node --ros-args -p model_dir:=... --params-file config/perception.yaml`."""
     from actiseg_ros.dds import use_default_profile
+    from actiseg_ros.ros.allocator import keep_freed_buffers
 
     use_default_profile()  # before rclpy.init: Fast DDS reads the profile when the participant is created
+    keep_freed_buffers()  # megabyte buffers per frame, page-faulted in again on every frame otherwise
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
