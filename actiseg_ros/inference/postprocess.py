@@ -1,6 +1,8 @@
 """Model outputs -> per-object decisions and label images (plain numpy, shared by offline and ROS paths)."""
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -54,43 +56,51 @@ def labels_for_active(camera_logits_active: np.ndarray, active_index: np.ndarray
     return labels
 
 
-def support_roi(grid_logits: np.ndarray, camera_to_grid: np.ndarray, image_hw, threshold_logit) -> tuple | None:
-    """The camera pixels where the bilinear upsampling of one (h, w) logit map can exceed the threshold,
-    as (x0, y0, x1, y1) with exclusive ends, or None when no grid value exceeds it.
+def support_rois(grid_logits: np.ndarray, camera_to_grid: np.ndarray, image_hw, threshold_logit) -> list:
+    """For each (h, w) logit map of grid_logits (A, h, w), the camera pixels where its bilinear upsampling can
+    exceed the threshold, as (x0, y0, x1, y1) with exclusive ends, or None when no grid value exceeds it.
 
     A bilinear sample is a convex combination of its four grid neighbours, so it can only exceed the
     threshold within one grid cell of a grid value that does (edge values extend to the image border,
     as BORDER_REPLICATE does). Warping only this box gives the same labels at a cost that follows the
-    object's size instead of the camera's.
+    object's size instead of the camera's. All maps are scanned in one pass (five NumPy calls, not five per
+    object: the label step runs once per frame).
     """
-    rows, cols = np.nonzero(grid_logits > threshold_logit)
-    if rows.size == 0:
-        return None
-    h, w = grid_logits.shape
+    above = np.asarray(grid_logits) > threshold_logit  # (A, h, w)
+    rows, cols = above.any(axis=2), above.any(axis=1)  # (A, h), (A, w)
+    h, w = above.shape[1:]
+    first_rows, last_rows = rows.argmax(axis=1).tolist(), (h - 1 - rows[:, ::-1].argmax(axis=1)).tolist()
+    first_cols, last_cols = cols.argmax(axis=1).tolist(), (w - 1 - cols[:, ::-1].argmax(axis=1)).tolist()
     height, width = image_hw
-    (a_x, _, c_x), (_, a_y, c_y) = camera_to_grid
+    (a_x, _, c_x), (_, a_y, c_y) = camera_to_grid.tolist()
 
     def span(low, high, size, scale, offset, limit):
-        start = 0 if low == 0 else int(np.floor((low - 1 - offset) / scale))
-        end = limit if high == size - 1 else int(np.ceil((high + 1 - offset) / scale)) + 1
+        start = 0 if low == 0 else math.floor((low - 1 - offset) / scale)
+        end = limit if high == size - 1 else math.ceil((high + 1 - offset) / scale) + 1
         return max(0, start), min(limit, end)
 
-    x0, x1 = span(int(cols.min()), int(cols.max()), w, a_x, c_x, width)
-    y0, y1 = span(int(rows.min()), int(rows.max()), h, a_y, c_y, height)
-    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+    rois = []
+    for i, found in enumerate(rows.any(axis=1).tolist()):
+        roi = None
+        if found:
+            x0, x1 = span(first_cols[i], last_cols[i], w, a_x, c_x, width)
+            y0, y1 = span(first_rows[i], last_rows[i], h, a_y, c_y, height)
+            roi = (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+        rois.append(roi)
+    return rois
 
 
 def labels_from_grid(grid_logits_active: np.ndarray, active_index: np.ndarray, box: Letterbox,
                      threshold: float) -> np.ndarray:
     """labels_for_active from the active objects' logits at the model's output grid (A, h, w): each map is
-    upsampled to camera pixels only inside its support_roi. -> (H, W) uint8 at camera resolution."""
+    upsampled to camera pixels only inside its support box (support_rois). -> (H, W) uint8 at camera resolution."""
     return label_regions_from_grid(grid_logits_active, active_index, box, threshold)[0]
 
 
 def label_regions_from_grid(grid_logits_active: np.ndarray, active_index: np.ndarray, box: Letterbox,
                             threshold: float) -> tuple:
     """labels_from_grid, and where each object's pixels can be: -> ((H, W) uint8 labels, {index: (x0, y0, x1,
-    y1)} the support_roi of each active object that has one; label index + 1 occurs only inside it)."""
+    y1)} the support box of each active object that has one; label index + 1 occurs only inside it)."""
     height, width = box.src_hw
     labels = np.zeros((height, width), np.uint8)
     regions = {}
@@ -99,8 +109,8 @@ def label_regions_from_grid(grid_logits_active: np.ndarray, active_index: np.nda
     threshold_logit = logit_threshold(threshold)
     camera_to_grid = camera_to_grid_affine(box, grid_logits_active.shape[1:])
     best = np.full((height, width), threshold_logit, np.float32)
-    for grid, index in zip(grid_logits_active, active_index):
-        roi = support_roi(grid, camera_to_grid, (height, width), threshold_logit)
+    rois = support_rois(grid_logits_active, camera_to_grid, (height, width), threshold_logit)
+    for grid, index, roi in zip(grid_logits_active, active_index, rois):
         if roi is None:
             continue
         x0, y0, x1, y1 = roi
