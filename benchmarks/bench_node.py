@@ -15,7 +15,9 @@
    takes it (when the model is slower than the camera, the newest frame waited on average half a camera
    period). Because other load on the machine moves the engine time between runs, the overhead is also given
    paired per frame: the frame's end-to-end latency minus the engine time the node measured for that frame
-   (the node reports its stage times in /actiseg/objects), with and without the frame's wait.
+   (the node reports its stage times in /actiseg/objects), with and without the frame's wait. The DDS part
+   is split into the camera hop (the node's arrival_age: stamp to the node's callback) and the objects
+   message's way out (what is left of the latency after the node's stages).
 
 Every candidate is forced active (positive_gate 0, as `actiseg bench` does), so mask post-processing is timed
 at its full cost whatever the model's scores.
@@ -80,13 +82,14 @@ def bench_engine(model: Path, width: int, height: int, iterations: int, threads:
         predictor.close()
 
 
-def bench_node(model: Path, width: int, height: int, rate: float, seconds: float, threads: int, logs: Path) -> dict:
+def bench_node(model: Path, width: int, height: int, rate: float, seconds: float, threads: int, logs: Path,
+               action: str = ACTION) -> dict:
     from actiseg_ros.ros.collector import OutputCollector
 
     collector = OutputCollector("actiseg_bench")
     count = int(round(rate * seconds))
     records, diagnostics = run_replay_session(
-        collector, logs, {"model_dir": str(model), "backend": "ort-cpu", "threads": threads, "action": ACTION,
+        collector, logs, {"model_dir": str(model), "backend": "ort-cpu", "threads": threads, "action": action,
                           "positive_gate": 0.0},
         {"source": "synthetic", "seed": 3, "width": width, "height": height, "rate": float(rate), "count": count,
          "loop": True, "loop_frames": 60, "action_script": [""], "manifest": str(logs / "manifest.jsonl")},
@@ -131,6 +134,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--iterations", type=int, default=100, help="timed engine calls")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per core)")
+    parser.add_argument("--plumbing-only", action="store_true",
+                        help="run the node with no action, so it segments nothing and publishes empty outputs: what "
+                             "DDS, the hand-off to the inference thread and publishing cost alone (no engine timing)")
     args = parser.parse_args()
 
     from actiseg_ros.dds import use_default_profile
@@ -144,6 +150,8 @@ def main() -> int:
         model = models_dir() / "default"
     logs = Path(tempfile.mkdtemp(prefix="actiseg_bench_node_"))
     load_before = load_average()
+    if args.plumbing_only:
+        return plumbing_only(model, args, logs, load_before)
     engines = []
 
     def time_engine(when: str) -> None:
@@ -199,6 +207,22 @@ def main() -> int:
              node["paired_overhead_without_wait_ms_p50"] or -1, node["transport_and_publish_ms_p50"] or -1,
              node["camera_hop_ms_p50"] or -1, node["output_hop_ms_p50"] or -1))
     print("targets met: %s; wrote %s" % (result["targets_met"], args.json))
+    return 0
+
+
+def plumbing_only(model: Path, args, logs: Path, load_before: list) -> int:
+    node = bench_node(model, args.width, args.height, args.rate, args.seconds, args.threads, logs, action="")
+    result = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
+                          "python": platform.python_version(), "load_average_before": load_before,
+                          "load_average_after": load_average()},
+              "plumbing_only": True, "stream": {"width": args.width, "height": args.height, "rate": args.rate,
+                                                "seconds": args.seconds}, "node": node}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print("node with no action: %.1f Hz out, latency p50 %.2f ms / p95 %.2f ms; per frame (p50): %s; objects message "
+          "out %.2f ms; wrote %s" % (node["hz"], node["latency_ms_p50"] or -1, node["latency_ms_p95"] or -1,
+                                     ", ".join("%s %.2f" % kv for kv in node["stage_ms_p50"].items()),
+                                     node["output_hop_ms_p50"] or -1, args.json))
     return 0
 
 

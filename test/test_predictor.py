@@ -168,7 +168,8 @@ def test_object_results_area_and_bbox():
     results = object_results(labels, ["a", "b", "c"], np.array([0.9, 0.1, 0.8]), np.array([True, False, True]))
     assert [(r.area, r.bbox) for r in results] == [(18, (3, 2, 8, 4)), (0, None), (1, (15, 7, 15, 7))]
     # Counted inside regions, boxes come back in image coordinates; an active object without a region has none.
-    inside = object_results(labels, ["a", "b", "c"], np.ones(3), np.ones(3, bool), {0: (2, 1, 10, 6), 2: (14, 6, 20, 10)})
+    regions = {0: (2, 1, 10, 6), 2: (14, 6, 20, 10)}
+    inside = object_results(labels, ["a", "b", "c"], np.ones(3), np.ones(3, bool), regions)
     assert [(r.area, r.bbox) for r in inside] == [(18, (3, 2, 8, 4)), (0, None), (1, (15, 7, 15, 7))]
     assert results[1].prompt == "b" and not results[1].active and results[0].score == pytest.approx(0.9)
 

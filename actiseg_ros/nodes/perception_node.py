@@ -1,6 +1,6 @@
 """perception_node: the `actiseg` lifecycle node. Camera frames + an action in, object masks out.
 
-Topics (docs/ros_interface.md has the details):
+Topics (README.md, "The ROS 2 node", has the details):
   in   /camera/image_raw   sensor_msgs/Image   QoS parameter image_qos (sensor data by default)
   in   /actiseg/action     std_msgs/String     reliable, volatile, keep last
   out  /actiseg/mask       sensor_msgs/Image   mono8, 255 = any active object, camera resolution

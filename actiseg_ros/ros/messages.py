@@ -41,7 +41,7 @@ def image_msg(array: np.ndarray, encoding: str, header):
 
 
 def objects_payload(sec: int, nanosec: int, frame_id: str, action, objects, image_hw, timings_ms=None) -> dict:
-    """The /actiseg/objects document (see docs/ros_interface.md). timings_ms: this frame's stage times."""
+    """The /actiseg/objects document (README.md, section `/actiseg/objects`). timings_ms: this frame's stage times."""
     return {
         "stamp": {"sec": int(sec), "nanosec": int(nanosec)},
         "frame_id": frame_id,
