@@ -65,8 +65,9 @@ class FramePreprocessor:
     """Camera frames -> model input (1, 3, H, W) float32: the same values as
     normalize(letterbox_image(rgb, dst_hw)[0][None]), cheaper for a stream of frames.
 
-    OpenCV runs an area resize at a non-integer ratio on one core (1.0-1.4 ms for VGA into 256x192 on the
-    2-core dev VM); split into two bands (area_split_row) it runs on two, with the same pixels. The input
+    OpenCV runs an area resize at a non-integer ratio on one core (1.0-1.9 ms for VGA into 256x192 on the
+    2-core dev VM); split into two bands (area_split_row) it runs on two, with the same pixels (1.5 against
+    2.3 ms for the whole pre-processing, interleaved). The input
     tensor is reused from frame to frame (its padding is written when the frame size changes), so the array
     returned is only valid until the next call.
     """

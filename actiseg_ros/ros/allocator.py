@@ -25,7 +25,7 @@ TRIM_THRESHOLD = 64 * 2**20  # at most this much free memory stays with the proc
 def keep_freed_buffers(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
     """Raise glibc malloc's mmap and trim thresholds for this process (call it early, before the first frame).
 
-    Returns False, changing nothing, where the C library is not glibc (macOS, musl) or refuses the values."""
+    Returns False where the C library is not glibc (macOS, musl: nothing changed) or glibc refuses a value."""
     if not sys.platform.startswith("linux"):
         return False
     try:
