@@ -116,11 +116,12 @@ def bench_node(model: Path, width: int, height: int, rate: float, seconds: float
             "latency_ms_p95": run_analysis.percentile(latency, 95),
             "latency_ms_max": run_analysis.percentile(latency, 100),
             "stage_ms_p50": {k: float(np.median(v)) for k, v in stages.items()},
-            "paired_overhead_ms_p50": run_analysis.percentile(latency - engine, 50),
-            "paired_overhead_without_wait_ms_p50": run_analysis.percentile(latency - engine - waiting, 50),
+            "paired_overhead_ms_p50": run_analysis.percentile(_finite(latency - engine), 50),
+            "paired_overhead_without_wait_ms_p50": run_analysis.percentile(_finite(latency - engine - waiting), 50),
             "transport_and_publish_ms_p50": run_analysis.percentile(latency - waiting - node_work, 50),
-            "camera_hop_ms_p50": run_analysis.percentile(arrival_age, 50),
-            "output_hop_ms_p50": run_analysis.percentile(latency - arrival_age - waiting - node_work, 50),
+            # None (not NaN, which is not JSON) when the node did not report its arrival_age
+            "camera_hop_ms_p50": run_analysis.percentile(arrival_age[np.isfinite(arrival_age)], 50),
+            "output_hop_ms_p50": run_analysis.percentile(_finite(latency - arrival_age - waiting - node_work), 50),
             "node_frames_dropped": int(diagnostics.get("frames_dropped") or 0)}
 
 
@@ -208,6 +209,10 @@ def main() -> int:
              node["camera_hop_ms_p50"] or -1, node["output_hop_ms_p50"] or -1))
     print("targets met: %s; wrote %s" % (result["targets_met"], args.json))
     return 0
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values)]
 
 
 def plumbing_only(model: Path, args, logs: Path, load_before: list) -> int:

@@ -128,6 +128,11 @@ def test_stream_outputs_carry_input_headers_match_offline_and_follow_action_chan
         assert out["labels_format"] == out["mask_format"]
         np.testing.assert_array_equal(out["mask"], np.where(out["labels"] > 0, 255, 0))
         assert out["objects"]["image_size"] == list(SIZE)
+        # Where the frame's time went: every stage is reported, the camera hop on the node's (system) clock.
+        timings = out["objects"]["timings_ms"]
+        assert {"arrival_age", "waiting", "convert", "preprocess", "segmenter", "postprocess",
+                "publish_images"} <= set(timings)
+        assert all(value >= 0 for value in timings.values()) and timings["segmenter"] > 0
     assert any("overlay_format" in out and out["overlay_format"][0] == "bgr8" for out in outputs.values())
 
     # The action change (sent just before frame `switch`) holds from frame switch + 2 on at the latest. (A frame

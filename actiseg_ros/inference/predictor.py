@@ -133,7 +133,8 @@ class Predictor:
         self.prompts = prompts
 
     def infer(self, rgb) -> tuple:
-        """-> (mask_logits (K, H/s, W/s) at model resolution, positive_logits (K,), Letterbox, timings_ms)."""
+        """-> (mask_logits (K, H/s, W/s) at model resolution, positive_logits (K,), Letterbox, timings_ms).
+        One call at a time: the model input tensor is reused across calls (FramePreprocessor)."""
         if self._text_tokens is None:
             raise RuntimeError("call set_prompts() before predict()")
         check_frame(rgb)

@@ -18,14 +18,18 @@ import sys
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 32 * 2**20  # glibc's upper limit for M_MMAP_THRESHOLD on 64-bit systems
+MMAP_THRESHOLD = 32 * 2**20  # the largest value mallopt(3) documents for M_MMAP_THRESHOLD on 64-bit systems
 TRIM_THRESHOLD = 64 * 2**20  # at most this much free memory stays with the process
 
 
 def keep_freed_buffers(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
     """Raise glibc malloc's mmap and trim thresholds for this process (call it early, before the first frame).
 
-    Returns False where the C library is not glibc (macOS, musl: nothing changed) or glibc refuses a value."""
+    Returns False where the C library is not glibc (macOS, musl: nothing changed) or glibc refuses a value
+    (each threshold is set on its own, so one may be set when the other is refused)."""
+    for value in (mmap_threshold, trim_threshold):
+        if not 0 <= int(value) < 2**31:
+            raise ValueError("malloc thresholds are C ints from 0 to 2**31 - 1 bytes, got %d" % value)
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -34,4 +38,6 @@ def keep_freed_buffers(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1 and mallopt(M_TRIM_THRESHOLD, int(trim_threshold)) == 1
+    mmap_set = mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
+    trim_set = mallopt(M_TRIM_THRESHOLD, int(trim_threshold)) == 1
+    return mmap_set and trim_set
