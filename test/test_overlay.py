@@ -1,7 +1,8 @@
 """The overlay picture: active objects tinted in their colour, the rest untouched."""
+import cv2
 import numpy as np
 
-from actiseg_ros.ros.overlay import PALETTE_BGR, draw_overlay, label_colours
+from actiseg_ros.ros.overlay import PALETTE_BGR, draw_overlay, label_colours, object_contours, tint_labels
 from actiseg_ros.ros.pipeline import ObjectOutput
 
 
@@ -26,3 +27,35 @@ def test_label_colours_cycle_the_palette():
     lut = label_colours(len(PALETTE_BGR) + 2)
     assert (lut[0] == 0).all()
     assert (lut[1] == PALETTE_BGR[0]).all() and (lut[len(PALETTE_BGR) + 1] == PALETTE_BGR[0]).all()
+
+
+
+def scattered_labels(rng, shape, count):
+    """(H, W) uint8 labels 0..count in blobs of every size, many touching the image border."""
+    noise = cv2.GaussianBlur(rng.normal(0, 1, shape + (count + 1,)).astype(np.float32), (0, 0), 2.5)
+    noise = noise.reshape(shape + (count + 1,))  # OpenCV drops a single channel's axis
+    return np.argmax(noise, axis=2).astype(np.uint8)  # 0 wins about a (count + 1)-th of the pixels
+
+
+def test_tint_and_contours_equal_their_whole_image_versions():
+    """The fast paths (tint inside the labelled box by table look-up; contours inside each object's bbox) give
+    the pixels and contours of the plain whole-image computations, for scattered objects at the borders."""
+    rng = np.random.default_rng(5)
+    for shape, count in (((48, 64), 3), ((37, 53), 1), ((120, 160), 6), ((30, 40), 0)):
+        labels = scattered_labels(rng, shape, count)
+        labels[: shape[0] // 3] = 0  # a box that does not start at the origin
+        lut = label_colours(max(count, 1))
+        image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+        out = image.copy()
+        tint_labels(out, labels, lut, 0.4)
+        expected = np.where(labels[..., None] > 0, cv2.addWeighted(image, 0.6, lut[labels], 0.4, 0.0), image)
+        np.testing.assert_array_equal(out, expected)
+        for label in range(1, count + 1):
+            ys, xs = np.nonzero(labels == label)
+            if not len(xs):
+                continue
+            bbox = (xs.min(), ys.min(), xs.max(), ys.max())
+            whole = cv2.findContours(cv2.compare(labels, label, cv2.CMP_EQ), cv2.RETR_EXTERNAL,
+                                     cv2.CHAIN_APPROX_SIMPLE)[0]
+            found = object_contours(labels, label, bbox)
+            assert sorted(c.tobytes() for c in found) == sorted(c.tobytes() for c in whole)
