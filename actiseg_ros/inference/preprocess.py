@@ -67,10 +67,10 @@ class FramePreprocessor:
 
     OpenCV runs an area resize at a non-integer ratio on one core (1.0-1.9 ms for VGA into 256x192 on the
     2-core dev VM); split into two bands (area_split_row) it runs on two, with the same pixels (1.5 against
-    2.3 ms for the whole pre-processing, interleaved). The input
-    tensor is reused from frame to frame (its padding is written when the frame size changes), so the array
-    returned is only valid until the next call, and one instance serves one thread at a time (the node's
-    single inference thread; Predictor.infer inherits this).
+    2.3 ms for the whole pre-processing, interleaved). The input tensor is reused from frame to frame (its
+    padding is written when the frame size changes), so the array returned is only valid until the next call,
+    and one instance serves one thread at a time (the node's single inference thread; Predictor.infer
+    inherits this).
     """
 
     def __init__(self, dst_hw, parallel: bool = True):
