@@ -53,6 +53,12 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_info(load_before: list) -> dict:
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
+            "python": platform.python_version(), "load_average_before": load_before,
+            "load_average_after": load_average()}
+
+
 def load_average() -> list:
     try:
         return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
@@ -120,7 +126,7 @@ def bench_node(model: Path, width: int, height: int, rate: float, seconds: float
             "paired_overhead_without_wait_ms_p50": run_analysis.percentile(_finite(latency - engine - waiting), 50),
             "transport_and_publish_ms_p50": run_analysis.percentile(latency - waiting - node_work, 50),
             # None (not NaN, which is not JSON) when the node did not report its arrival_age
-            "camera_hop_ms_p50": run_analysis.percentile(arrival_age[np.isfinite(arrival_age)], 50),
+            "camera_hop_ms_p50": run_analysis.percentile(_finite(arrival_age), 50),
             "output_hop_ms_p50": run_analysis.percentile(_finite(latency - arrival_age - waiting - node_work), 50),
             "node_frames_dropped": int(diagnostics.get("frames_dropped") or 0)}
 
@@ -175,9 +181,7 @@ def main() -> int:
     paced_p50 = min(e["paced"]["p50_ms"] for e in engines)
     overhead_paced = None if node["latency_ms_p50"] is None else node["latency_ms_p50"] - paced_p50
     result = {
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
-                    "python": platform.python_version(), "load_average_before": load_before,
-                    "load_average_after": load_average()},
+        "machine": machine_info(load_before),
         "model": {"dir": str(model), "input_hw": engine["input_hw"],
                   "training_steps": _training_steps(model)},
         "backend": "ort-cpu", "threads": args.threads, "positive_gate": 0.0,
@@ -217,11 +221,8 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 def plumbing_only(model: Path, args, logs: Path, load_before: list) -> int:
     node = bench_node(model, args.width, args.height, args.rate, args.seconds, args.threads, logs, action="")
-    result = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
-                          "python": platform.python_version(), "load_average_before": load_before,
-                          "load_average_after": load_average()},
-              "plumbing_only": True, "stream": {"width": args.width, "height": args.height, "rate": args.rate,
-                                                "seconds": args.seconds}, "node": node}
+    result = {"machine": machine_info(load_before), "plumbing_only": True, "node": node,
+              "stream": {"width": args.width, "height": args.height, "rate": args.rate, "seconds": args.seconds}}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print("node with no action: %.1f Hz out, latency p50 %.2f ms / p95 %.2f ms; per frame (p50): %s; objects message "

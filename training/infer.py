@@ -117,13 +117,19 @@ def segment_outputs(runner, root, split, segment, narration=None) -> SegmentOutp
     object_ids = sorted(segment.objects)
     narration = segment.narration if narration is None else narration
     runner.set_prompts([actionvos.build_prompt(segment.objects[k].name, narration) for k in object_ids])
-    frames, positives = [], []
-    for frame in segment.sparse_frames:
-        rgb = actionvos.read_image(actionvos.image_path(root, split, segment.name, frame))
-        logits, positive, box = runner.frame(rgb)
-        frames.append((frame, logits, box))
+    return run_frames(runner, object_ids, [(frame, actionvos.image_path(root, split, segment.name, frame))
+                                           for frame in segment.sparse_frames])
+
+
+def run_frames(runner, object_ids: list, frames: list) -> SegmentOutputs:
+    """The prompts already set, the model on each (frame name, image path) -> SegmentOutputs, whose activity
+    decisions gate the mean of the frames' positive logits (one decision per segment, as at training)."""
+    outputs, positives = [], []
+    for name, path in frames:
+        logits, positive, box = runner.frame(actionvos.read_image(path))
+        outputs.append((name, logits, box))
         positives.append(positive)
-    return SegmentOutputs(object_ids, frames, active_objects(np.mean(positives, axis=0), runner.gate))
+    return SegmentOutputs(object_ids, outputs, active_objects(np.mean(positives, axis=0), runner.gate))
 
 
 def predict_segment(runner, root, split, segment, narration=None) -> list:
@@ -137,14 +143,8 @@ def predict_demo_video(runner, root, video) -> list:
     prompts = [video.expressions[key]["exp"] for key in keys]
     object_ids = [int(video.expressions[key].get("obj_id", position + 1)) for position, key in enumerate(keys)]
     runner.set_prompts(prompts)
-    frames, positives = [], []
-    for stem in video.frames:
-        logits, positive, box = runner.frame(actionvos.read_image(actionvos.image_path(root, "val", video.name,
-                                                                                        stem + ".jpg")))
-        frames.append((stem + ".jpg", logits, box))
-        positives.append(positive)
-    outputs = SegmentOutputs(object_ids, frames, active_objects(np.mean(positives, axis=0), runner.gate))
-    return outputs.labels(runner.mask_threshold)
+    frames = [(stem + ".jpg", actionvos.image_path(root, "val", video.name, stem + ".jpg")) for stem in video.frames]
+    return run_frames(runner, object_ids, frames).labels(runner.mask_threshold)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,10 +40,6 @@ OUTPUT_TOPICS = {"mask": "/actiseg/mask", "labels": "/actiseg/labels", "objects"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
-def _stamp_seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def _stamp_nanoseconds(stamp) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
@@ -247,8 +243,8 @@ def make_node_class():
                 overlay = draw_overlay(rgb, result.labels, result.objects,
                                        result.action.narration if result.action else "", settings.overlay_alpha)
                 outputs["overlay"].publish(image_msg(overlay, "bgr8", header))
-            now = self.get_clock().now().nanoseconds * 1e-9
-            self.stats.record(time.monotonic(), 1000 * (now - _stamp_seconds(header.stamp)),
+            latency_ns = self.get_clock().now().nanoseconds - _stamp_nanoseconds(header.stamp)
+            self.stats.record(time.monotonic(), 1e-6 * latency_ns,
                               1000 * (time.perf_counter() - received))
 
         def _on_worker_error(self, err):
