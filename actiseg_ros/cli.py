@@ -29,7 +29,7 @@ register("export", "actiseg_ros.training.export", "export a checkpoint to ONNX g
          extra="train")
 register("robustness", "actiseg_ros.training.robustness", "ActiSeg-NL robustness benchmark grid (torch)", extra="train")
 register("bench", "actiseg_ros.inference.bench", "time each available inference backend: latency, throughput, GFLOPs")
-register("demo", "actiseg_ros.demo", "run the perception node on the synthetic stream: overlay video + JSON report")
+register("demo", "actiseg_ros.tools.demo", "run the perception node on the synthetic stream: overlay video + JSON report")
 register("run", "actiseg_ros.run_cli", "run the ROS 2 perception node alone (no ros2 launch needed)")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from actiseg_ros.nodes.perception_node import IMAGE_TOPIC
-from actiseg_ros.ros.processes import ros_arguments
+from actiseg_ros.tools.processes import ros_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

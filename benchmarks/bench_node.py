@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from actiseg_ros.ros import run_analysis
-from actiseg_ros.ros.processes import read_manifest, run_replay_session
+from actiseg_ros.tools import run_analysis
+from actiseg_ros.tools.processes import read_manifest, run_replay_session
 
 ACTION = "cut onion on chopping board with knife"  # 3 named objects + 2 hands = K 5
 
@@ -90,7 +90,7 @@ def bench_engine(model: Path, width: int, height: int, iterations: int, threads:
 
 def bench_node(model: Path, width: int, height: int, rate: float, seconds: float, threads: int, logs: Path,
                action: str = ACTION) -> dict:
-    from actiseg_ros.ros.collector import OutputCollector
+    from actiseg_ros.tools.collector import OutputCollector
 
     collector = OutputCollector("actiseg_bench")
     count = int(round(rate * seconds))

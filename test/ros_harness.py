@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from actiseg_ros.ros import processes
-from actiseg_ros.ros.processes import PERCEPTION_MODULE, REPLAY_MODULE, ChildNode
+from actiseg_ros.tools import processes
+from actiseg_ros.tools.processes import PERCEPTION_MODULE, REPLAY_MODULE, ChildNode
 
 
 class NodeProcess(ChildNode):

@@ -9,7 +9,7 @@ import pytest
 from exported_model import tiny_export
 
 from actiseg_ros.data.synth import SceneStream
-from actiseg_ros.demo import parse_size, pick_still
+from actiseg_ros.tools.demo import parse_size, pick_still
 
 
 def test_demo_writes_report_video_and_still(tmp_path_factory, tmp_path):

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from actiseg_ros.ros.frame_sources import SourceError, open_source, parse_script
+from actiseg_ros.tools.frame_sources import SourceError, open_source, parse_script
 
 
 def test_synthetic_source_frames_and_auto_script():

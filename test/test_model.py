@@ -1,5 +1,4 @@
 """The model: pretrained weights really load, shapes, per-prompt independence, PMHM heads."""
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="training tests need torch (pip install 'actiseg_ros[train]')")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from actiseg_ros.nodes.replay_node import encode_frame, frame_indices, frame_size, script_events, source_end
-from actiseg_ros.ros.frame_sources import SourceError, open_source
+from actiseg_ros.tools.frame_sources import SourceError, open_source
 
 
 @pytest.fixture(scope="module")

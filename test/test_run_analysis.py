@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from actiseg_ros.ros.run_analysis import (latency_ms, mask_iou, match_outputs, output_rate, per_action_summary,
+from actiseg_ros.tools.run_analysis import (latency_ms, mask_iou, match_outputs, output_rate, per_action_summary,
                                           percentile, video_schedule)
 
 FRAMES = [{"index": i, "source_index": 10 + i, "stamp_ns": 1_000_000_000 + i * 100_000_000} for i in range(5)]

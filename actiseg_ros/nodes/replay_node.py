@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from actiseg_ros.ros.frame_sources import SourceError, open_source, parse_script
+from actiseg_ros.tools.frame_sources import SourceError, open_source, parse_script
 
 NODE_NAME = "actiseg_replay"
 IMAGE_TOPIC = "/camera/image_raw"

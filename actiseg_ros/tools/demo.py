@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from actiseg_ros.ros import run_analysis
-from actiseg_ros.ros.processes import read_manifest, run_replay_session
+from actiseg_ros.tools import run_analysis
+from actiseg_ros.tools.processes import read_manifest, run_replay_session
 
 DEFAULT_DIR = Path("docs/demo")
 
@@ -153,7 +153,7 @@ def machine() -> dict:
 
 def main(args) -> int:
     from actiseg_ros.data.synth import SceneStream
-    from actiseg_ros.ros.collector import OutputCollector
+    from actiseg_ros.tools.collector import OutputCollector
 
     model = Path(args.model) if args.model else default_model()
     if not (model / "model_card.json").is_file():
