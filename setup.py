@@ -69,6 +69,8 @@ setup(
         # Native TensorRT backend; the wheels come from NVIDIA (JetPack ships them on Jetson).
         "trt": ["tensorrt", "cuda-python"],  # cuda-python: device buffers for the native TensorRT engine
         "gpu": ["onnxruntime-gpu"],
+        # ROS 2 bags: replay_node source bag, `actiseg record`, `actiseg import bag` (pure Python).
+        "bag": ["rosbags>=0.11.9,<0.12"],
     },
     zip_safe=True,
     maintainer="actiseg_ros developers",
