@@ -26,7 +26,8 @@ def test_node_macs_formulas():
 
 def test_graph_macs_sums_only_mac_ops_and_needs_every_shape():
     nodes = [("Conv", ["x", "w"], ["y"], {}), ("Relu", ["y"], ["z"], {}), ("MatMul", ["z2", "m"], ["out"], {})]
-    shapes = {"x": [1, 3, 8, 8], "w": [4, 3, 3, 3], "y": [1, 4, 8, 8], "z2": [1, 4, 64], "m": [64, 10], "out": [1, 4, 10]}
+    shapes = {"x": [1, 3, 8, 8], "w": [4, 3, 3, 3], "y": [1, 4, 8, 8], "z2": [1, 4, 64], "m": [64, 10],
+              "out": [1, 4, 10]}
     assert bench.graph_macs(nodes, shapes) == 4 * 64 * 27 + 4 * 10 * 64
     del shapes["z2"]
     with pytest.raises(ValueError, match="MatMul node has values of unknown shape: z2"):
@@ -128,7 +129,8 @@ def test_bench_names_a_backend_that_cannot_run(tmp_path_factory, tmp_path):
         pytest.skip("native TensorRT is available here")
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    args = parser.parse_args(["--json", str(tmp_path / "b.json"), "--model", str(tiny_export(tmp_path_factory) / "model"),
+    args = parser.parse_args(["--json", str(tmp_path / "b.json"), "--model",
+                              str(tiny_export(tmp_path_factory) / "model"),
                               "--backends", "tensorrt", "--no-flops", "--iterations", "1"])
     with pytest.raises(SystemExit, match="'tensorrt' is not available"):
         bench.main(args)
@@ -143,6 +145,7 @@ def test_bench_without_onnx_still_times(tmp_path_factory, tmp_path, monkeypatch,
     args = parser.parse_args(["--json", str(out), "--model", str(model), "--backends", "ort-cpu", "--sizes", "64x48",
                               "--k", "1", "--iterations", "1", "--warmup", "0"])
     assert bench.main(args) == 0
-    assert "parameter and FLOP counts skipped: parameter and FLOP counts need the Python package 'onnx'" in capsys.readouterr().out
+    skipped = "parameter and FLOP counts skipped: parameter and FLOP counts need the Python package 'onnx'"
+    assert skipped in capsys.readouterr().out
     records = json.loads(out.read_text())
     assert len(records) == 3 and all(r["gflops"] is None and r["params"] is None for r in records)

@@ -121,7 +121,8 @@ def test_provider_config_per_backend(tmp_path):
     profile = trt_profile_shapes(SEGMENTER_INPUTS, SIZES, {"b": (1, 1, 1), "k": (1, 4, 8)})
     trt = provider_config("ort-tensorrt", options, tmp_path, profile)
     name, settings = trt[0]
-    assert name == "TensorrtExecutionProvider" and trt[1][0] == "CUDAExecutionProvider" and trt[2] == "CPUExecutionProvider"
+    assert name == "TensorrtExecutionProvider"
+    assert trt[1][0] == "CUDAExecutionProvider" and trt[2] == "CPUExecutionProvider"
     assert settings["trt_fp16_enable"] is True and settings["trt_engine_cache_enable"] is True
     assert settings["trt_engine_cache_path"] == str(tmp_path)
     assert settings["trt_profile_max_shapes"].startswith("images:1x3x64x96,text_tokens:1x8x32x384")
@@ -159,12 +160,14 @@ def test_auto_orders_available_backends_fastest_first(availability, expected):
 
 
 def test_named_backend_that_cannot_run_says_what_is_missing():
-    with pytest.raises(BackendUnavailable, match="'tensorrt' is not available: the Python package 'tensorrt'.*cuda-python"):
+    with pytest.raises(BackendUnavailable,
+                       match="'tensorrt' is not available: the Python package 'tensorrt'.*cuda-python"):
         candidate_backends("tensorrt", CPU_ONLY)
     with pytest.raises(BackendUnavailable, match="no CUDAExecutionProvider .* onnxruntime-gpu"):
         candidate_backends("ort-cuda", CPU_ONLY)
     assert missing_for("ort-cpu", CPU_ONLY) is None
-    assert "onnxruntime" in missing_for("ort-cpu", Availability(ort_missing="the Python package 'onnxruntime' is not installed"))
+    assert "onnxruntime" in missing_for("ort-cpu",
+                                        Availability(ort_missing="the Python package 'onnxruntime' is not installed"))
     with pytest.raises(ValueError, match="unknown inference backend 'cuda'"):
         candidate_backends("cuda", CPU_ONLY)
 
@@ -183,7 +186,8 @@ def test_configured_fallback(caplog):
 def test_nothing_available_lists_every_reason():
     nothing = Availability(ort_missing="the Python package 'onnxruntime' is not installed",
                            tensorrt_missing="no tensorrt", cuda_python_missing="no cuda-python")
-    with pytest.raises(BackendUnavailable, match="no backend can run: tensorrt: no tensorrt.*ort-cpu: the Python package"):
+    with pytest.raises(BackendUnavailable,
+                       match="no backend can run: tensorrt: no tensorrt.*ort-cpu: the Python package"):
         candidate_backends("auto", nothing)
 
 
@@ -196,7 +200,8 @@ def test_probe_sees_this_machines_onnxruntime():
 # --- input checks ---------------------------------------------------------------------------------------
 
 def segmenter_arrays(b=1, k=2):
-    return [np.zeros((b, 3, 64, 96), np.float32), np.zeros((b, k, 32, 384), np.float32), np.ones((b, k, 32), np.float32)]
+    return [np.zeros((b, 3, 64, 96), np.float32), np.zeros((b, k, 32, 384), np.float32),
+            np.ones((b, k, 32), np.float32)]
 
 
 @pytest.mark.parametrize("index, bad, message", [
@@ -231,9 +236,11 @@ def test_graph_io_must_follow_the_contract():
     outputs = ["mask_logits", "positive_logits"]
     check_graph_io("g.onnx", good, outputs, SEGMENTER_INPUTS, outputs, SIZES)
     with pytest.raises(EngineError, match="g.onnx: the graph has no input 'text_mask'"):
-        check_graph_io("g.onnx", {k: v for k, v in good.items() if k != "text_mask"}, outputs, SEGMENTER_INPUTS, outputs, SIZES)
+        check_graph_io("g.onnx", {k: v for k, v in good.items() if k != "text_mask"}, outputs, SEGMENTER_INPUTS,
+                       outputs, SIZES)
     with pytest.raises(EngineError, match="dimension 2 is 128, but the model card says 64"):
-        check_graph_io("g.onnx", dict(good, images=(["b", 3, 128, 96], "float32")), outputs, SEGMENTER_INPUTS, outputs, SIZES)
+        check_graph_io("g.onnx", dict(good, images=(["b", 3, 128, 96], "float32")), outputs, SEGMENTER_INPUTS,
+                       outputs, SIZES)
     with pytest.raises(EngineError, match="no output 'positive_logits'"):
         check_graph_io("g.onnx", good, ["mask_logits"], SEGMENTER_INPUTS, outputs, SIZES)
 
@@ -322,7 +329,8 @@ def test_gpu_backends_on_a_cpu_onnxruntime_fail_clearly_or_fall_back(card):
 def test_auto_picks_a_backend_that_really_runs(card):
     engine = create_engine("segmenter", card, "auto")
     h, w = card.input_hw
-    out = engine.run(np.zeros((1, 3, h, w), np.float32), np.zeros((1, 1, 32, 384), np.float32), np.ones((1, 1, 32), np.float32))
+    out = engine.run(np.zeros((1, 3, h, w), np.float32), np.zeros((1, 1, 32, 384), np.float32),
+                     np.ones((1, 1, 32), np.float32))
     assert np.isfinite(out[0]).all() and engine.name in ("tensorrt", "ort-tensorrt", "ort-cuda", "ort-cpu")
 
 

@@ -93,7 +93,8 @@ def test_labels_for_active_equal_the_argmax_reference():
     logits[2, :5] = logits[4, :5]  # exact ties: the lower index wins in both
     for probability in (0.5, 0.7, 0.3):  # values on and next to the threshold decide the same way
         at = np.float32(np.log(probability / (1 - probability)))
-        logits[:, 6 + int(10 * probability), :3] = [np.nextafter(at, np.float32(-1e9)), at, np.nextafter(at, np.float32(1e9))]
+        logits[:, 6 + int(10 * probability), :3] = [np.nextafter(at, np.float32(-1e9)), at,
+                                                    np.nextafter(at, np.float32(1e9))]
     for active in (np.array([1, 0, 1, 1, 0, 1], bool), np.ones(6, bool), np.zeros(6, bool), np.eye(6, dtype=bool)[3]):
         index = np.flatnonzero(active)
         for threshold in (0.5, 0.7, 0.3):

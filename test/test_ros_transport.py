@@ -23,7 +23,8 @@ def test_vga_frames_at_30hz_arrive_without_loss():
             subscriber.kill()
     result = json.loads(out.strip().splitlines()[-1])
     assert result["corrupt"] == []
-    assert result["received"] == list(range(count)), "lost frames: %s" % sorted(set(range(count)) - set(result["received"]))
+    lost = sorted(set(range(count)) - set(result["received"]))
+    assert result["received"] == list(range(count)), "lost frames: %s" % lost
 
 
 def test_profile_is_the_shipped_one():

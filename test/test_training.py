@@ -91,7 +91,8 @@ def test_a_second_stage_starts_from_a_weights_file_at_another_input_size(uninter
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert max_weight_difference(before, weights(tmp_path / "fresh" / "model.pt")) > 0  # the check can fail
 
-    for bad, message in ((["model.dim=48"], "dim 32 (this run: 48)"), (["init_from=%s" % (tmp_path / "none.pt")], "not found"),
+    for bad, message in ((["model.dim=48"], "dim 32 (this run: 48)"),
+                         (["init_from=%s" % (tmp_path / "none.pt")], "not found"),
                          (["init_from=%s" % (uninterrupted_run / "train_log.csv")], "not a torch weights file")):
         result = run(["train"] + TINY + ["--out", str(tmp_path / "bad")] + sum((["--set", s] for s in sets + bad), []))
         assert result.returncode != 0 and "invalid config: init_from" in result.stderr and message in result.stderr
@@ -246,7 +247,8 @@ def test_exported_model_predicts_like_the_checkpoint_and_runs_the_demo_layout(un
     segment = actionvos.read_split(tiny_data, "val_human").segments[0]
     frames = [f[:-4] for f in segment.sparse_frames]
     expressions = {str(i): {"exp": segment.prompt(k), "obj_id": str(k)} for i, k in enumerate(sorted(segment.objects))}
-    images = [actionvos.read_image(actionvos.image_path(tiny_data, "val_human", segment.name, f + ".jpg")) for f in frames]
+    images = [actionvos.read_image(actionvos.image_path(tiny_data, "val_human", segment.name, f + ".jpg"))
+              for f in frames]
     demo = tmp_path / "demo"
     actionvos.write_demo_layout(demo, [(actionvos.DemoVideo(segment.name, frames, expressions), images)])
     result = run(["infer", "--data", str(demo), "--split", "demo", "--out", str(tmp_path / "demo_pred"),

@@ -5,11 +5,11 @@
 Why a model needs one: the mask loss compares the stride-4 logits with cell-coverage fractions (objective.
 downsample averages the full-resolution mask over each 4x4 cell) under a focal loss with alpha 0.25, whose
 optimum for a soft target y is about 0.25y / (0.25y + 0.75(1 - y)): a half-covered cell is learnt near 0.25,
-and a 0.5 threshold leaves thin objects (spoons, carrots, peelers) with masks that are too small or empty. The model runs once per segment; every threshold is then
-scored from the same logits with the `actiseg eval` metrics, and the one with the best gIoU (ties: the
-higher threshold) is chosen. `actiseg export --calibration FILE` writes it into the model card, which
-`actiseg infer` and the ROS node read. Calibrate on a split the reported numbers do not come from (the
-default model: `val`, reported on `val_human`).
+and a 0.5 threshold leaves thin objects (spoons, carrots, peelers) with masks that are too small or empty.
+The model runs once per segment; every threshold is then scored from the same logits with the `actiseg eval`
+metrics, and the one with the best gIoU (ties: the higher threshold) is chosen. `actiseg export --calibration
+FILE` writes it into the model card, which `actiseg infer` and the ROS node read. Calibrate on a split the
+reported numbers do not come from (the default model: `val`, reported on `val_human`).
 """
 from __future__ import annotations
 

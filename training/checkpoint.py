@@ -39,7 +39,8 @@ def load_model_state(model, state: dict) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("text_encoder.")]
     if missing or unexpected:
-        raise ValueError("checkpoint does not match the model: missing %s, unexpected %s" % (missing[:5], unexpected[:5]))
+        raise ValueError("checkpoint does not match the model: missing %s, unexpected %s"
+                         % (missing[:5], unexpected[:5]))
 
 
 def save_training_state(path, members: list, step: int, config: dict, strategy_state: dict) -> None:
@@ -57,7 +58,8 @@ def load_training_state(path, members: list, strategy) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=False)
     saved_strategy = state.get("config", {}).get("loss", {}).get("strategy", "none")
     if saved_strategy != strategy.name:
-        raise ValueError("%s was written with loss.strategy %s; this run uses %s" % (path, saved_strategy, strategy.name))
+        raise ValueError("%s was written with loss.strategy %s; this run uses %s"
+                         % (path, saved_strategy, strategy.name))
     peers = state.get("peers", [])
     if len(peers) != len(members) - 1:
         raise ValueError("%s holds %d model(s) but this run trains %d" % (path, len(peers) + 1, len(members)))

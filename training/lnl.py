@@ -109,7 +109,8 @@ def apl_loss(logits, target, weight=None, valid=None, active_weight: float = APL
     """
     check_mask_shapes(logits, target, weight, valid=valid)
     clamped = logits.clamp(-logit_clamp, logit_clamp)
-    per_pixel = active_weight * _gce_per_pixel(clamped, target, q) + passive_weight * (torch.sigmoid(clamped) - target).abs()
+    per_pixel = (active_weight * _gce_per_pixel(clamped, target, q)
+                 + passive_weight * (torch.sigmoid(clamped) - target).abs())
     if weight is not None:
         per_pixel = per_pixel * weight
     return reduce_samples(per_pixel.flatten(1).mean(1), valid, reduction)
@@ -475,7 +476,8 @@ def per_clip_mean(per_sample: torch.Tensor, clip_ids: torch.Tensor, num_clips: i
     clip_ids: (N,) int64 in [0, num_clips), the clip each (frame, prompt) row belongs to.
     """
     if per_sample.dim() != 1 or clip_ids.shape != per_sample.shape:
-        raise ValueError(f"per_sample and clip_ids must be (N,), got {tuple(per_sample.shape)} and {tuple(clip_ids.shape)}")
+        raise ValueError(f"per_sample and clip_ids must be (N,), got {tuple(per_sample.shape)} "
+                         f"and {tuple(clip_ids.shape)}")
     keep = torch.ones_like(per_sample) if valid is None else valid.to(per_sample.dtype)
     sums = per_sample.new_zeros(num_clips).index_add(0, clip_ids, per_sample * keep)
     counts = per_sample.new_zeros(num_clips).index_add(0, clip_ids, keep)

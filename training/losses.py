@@ -93,7 +93,8 @@ def reduce_samples(per_sample: torch.Tensor, valid: torch.Tensor | None, reducti
     if reduction != "mean":
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     count = per_sample.numel() if valid is None else valid.sum()
-    return per_sample.sum() / torch.clamp(torch.as_tensor(count, dtype=per_sample.dtype, device=per_sample.device), min=1)
+    return per_sample.sum() / torch.clamp(torch.as_tensor(count, dtype=per_sample.dtype, device=per_sample.device),
+                                          min=1)
 
 
 def region_mean(values: torch.Tensor, region: torch.Tensor | None, valid: torch.Tensor | None) -> torch.Tensor:

@@ -189,7 +189,8 @@ def read_json(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except json.JSONDecodeError as err:
-        raise DatasetError("%s: malformed JSON at line %d column %d: %s" % (path, err.lineno, err.colno, err.msg)) from None
+        raise DatasetError("%s: malformed JSON at line %d column %d: %s"
+                           % (path, err.lineno, err.colno, err.msg)) from None
     except UnicodeDecodeError as err:
         raise DatasetError("%s: not UTF-8 text (%s)" % (path, err)) from None
 

@@ -42,7 +42,8 @@ from typing import Mapping
 import cv2
 import numpy as np
 
-from actiseg_ros.evaluation.metrics import MetricAccumulator, SampleOutcome, nan_to_none, outcomes_from_counts, pair_counts
+from actiseg_ros.evaluation.metrics import (MetricAccumulator, SampleOutcome, nan_to_none, outcomes_from_counts,
+                                            pair_counts)
 
 DEFAULT_BAND_FRACTION = 0.021
 DEFAULT_IOU_THRESHOLD = 0.5
@@ -120,7 +121,8 @@ class Substitution:
     target: int | None  # j* when the sample counts as substituted, else None
 
 
-def substitution(counts: np.ndarray, object_id: int, object_ids, share: float = DEFAULT_SUBSTITUTION_SHARE) -> Substitution:
+def substitution(counts: np.ndarray, object_id: int, object_ids,
+                 share: float = DEFAULT_SUBSTITUTION_SHARE) -> Substitution:
     """Identity substitution test for object k from a `pair_counts` joint histogram (see module docstring)."""
     k = int(object_id)
     n = counts.shape[0]

@@ -36,7 +36,8 @@ from tqdm import tqdm
 
 from actiseg_ros.data.actionvos import DatasetError, Segment, Skipped, annotation_path, read_label_png, read_split
 from actiseg_ros.evaluation.breakdown import DEFAULT_BAND_FRACTION, BreakdownAccumulator
-from actiseg_ros.evaluation.metrics import MetricAccumulator, outcomes_from_counts, pair_counts, stray_ids, to_json_summary
+from actiseg_ros.evaluation.metrics import (MetricAccumulator, outcomes_from_counts, pair_counts, stray_ids,
+                                            to_json_summary)
 
 STRAY_EXAMPLES = 5
 
@@ -222,7 +223,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--missing-as-empty", action="store_true",
                         help="score a missing prediction file as an empty mask instead of stopping")
     parser.add_argument("--include-flagged", action="store_true",
-                        help="also score segments flagged redundant/missing/other (skipped by default, as in ActionVOS)")
+                        help="also score segments flagged redundant/missing/other "
+                             "(skipped by default, as in ActionVOS)")
     parser.add_argument("--band-fraction", type=_positive_float, default=DEFAULT_BAND_FRACTION,
                         help="leakage band width as a fraction of the frame's short side (default %(default)s: "
                              "10 px at 854x480)")

@@ -123,7 +123,8 @@ def pair_counts(pred_labels: np.ndarray, gt_labels: np.ndarray, min_labels: int 
         raise ValueError("label value %d is too large for a joint histogram (at most 65535)" % (n - 1))
     # Narrow codes make the bincount faster: palette maps (n <= 256) fit pred * n + gt in uint16.
     code_type = np.uint16 if n <= 256 else np.int64
-    codes = pred_labels.astype(code_type, copy=False).ravel() * code_type(n) + gt_labels.astype(code_type, copy=False).ravel()
+    pred_codes = pred_labels.astype(code_type, copy=False).ravel() * code_type(n)
+    codes = pred_codes + gt_labels.astype(code_type, copy=False).ravel()
     return np.bincount(codes, minlength=n * n).reshape(n, n)
 
 
@@ -144,7 +145,8 @@ def outcomes_from_counts(counts: np.ndarray, objects: Mapping[int, bool]) -> dic
     return outcomes
 
 
-def score_frame(pred_labels: np.ndarray, gt_labels: np.ndarray, objects: Mapping[int, bool]) -> dict[int, SampleOutcome]:
+def score_frame(pred_labels: np.ndarray, gt_labels: np.ndarray,
+                objects: Mapping[int, bool]) -> dict[int, SampleOutcome]:
     """Score all listed objects of one frame (HxW integer label maps); objects maps id -> positive."""
     return outcomes_from_counts(pair_counts(pred_labels, gt_labels), objects)
 

@@ -1,7 +1,6 @@
 """Text-agnostic feature pyramid: runs once per frame, whatever the number of prompts."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 from torch.nn import functional as F
 

@@ -65,7 +65,8 @@ def check_inputs(spec, arrays, sizes: dict, where: str) -> list:
                                                              axis, actual, expected))
             else:
                 if actual < 1:
-                    raise EngineInputError("%s: input '%s' has an empty dimension %d: %s" % (where, name, axis, array.shape))
+                    raise EngineInputError("%s: input '%s' has an empty dimension %d: %s"
+                                           % (where, name, axis, array.shape))
                 if bound.setdefault(dim, (actual, name))[0] != actual:
                     raise EngineInputError("%s: dimension '%s' is %d in input '%s' but %d in input '%s'"
                                            % (where, dim, bound[dim][0], bound[dim][1], actual, name))

@@ -45,7 +45,8 @@ class CudaRuntime:
             described = self.cudart.cudaGetErrorString(status)
             text = described[1] if isinstance(described, tuple) else described
             text = text.decode() if isinstance(text, bytes) else str(text)
-            raise EngineError("CUDA call %s failed on device %d: %s (%s)" % (function, self.device_id, text, int(status)))
+            raise EngineError("CUDA call %s failed on device %d: %s (%s)"
+                              % (function, self.device_id, text, int(status)))
         if not values:
             return None
         return values[0] if len(values) == 1 else values
@@ -94,7 +95,8 @@ class DeviceBuffer:
     def download(self, host: np.ndarray, stream: CudaStream) -> None:
         """Copy into `host` (C-contiguous, at most self.nbytes); call stream.synchronize() before reading it."""
         if not host.flags.c_contiguous or host.nbytes > self.nbytes:
-            raise EngineError("download target must be C-contiguous and at most %d bytes, got %d" % (self.nbytes, host.nbytes))
+            raise EngineError("download target must be C-contiguous and at most %d bytes, got %d"
+                              % (self.nbytes, host.nbytes))
         kind = self.runtime.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self.runtime.call("cudaMemcpyAsync", host.ctypes.data, self.ptr, host.nbytes, kind, stream.stream)
 

@@ -89,7 +89,8 @@ def ort_trt_shape_option(profile: dict, level: int) -> str:
     return ",".join("%s:%s" % (name, "x".join(str(v) for v in shapes[level])) for name, shapes in profile.items())
 
 
-def provider_config(backend: str, options: OrtOptions, trt_cache: Path | None = None, profile: dict | None = None) -> list:
+def provider_config(backend: str, options: OrtOptions, trt_cache: Path | None = None,
+                    profile: dict | None = None) -> list:
     """The `providers` argument of InferenceSession for a backend (pure: the cache folder is given)."""
     if backend == "ort-cpu":
         return ["CPUExecutionProvider"]
@@ -157,7 +158,8 @@ def create_session(graph_path, backend: str, options: OrtOptions, graph_sha256: 
     except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf/RuntimeException types
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if backend != "ort-cpu" and any(w in message for w in ("CUDA", "cuda", "TensorRT", "libcu", "libnvinfer")):
-            raise BackendUnavailable(backend, "%s failed to start for %s: %s" % (provider, graph_path, message)) from None
+            raise BackendUnavailable(backend, "%s failed to start for %s: %s"
+                                     % (provider, graph_path, message)) from None
         if "IR version" in message or "opset" in message.lower():
             raise EngineError("%s: onnxruntime %s is too old for this graph (%s); upgrade onnxruntime"
                               % (graph_path, ort.__version__, message)) from None
@@ -241,6 +243,7 @@ class OrtTextEngine(OrtSession, TextEngine):
     def _run(self, input_ids, attention_mask) -> np.ndarray:
         tokens = self.session.run(list(TEXT_OUTPUTS), {"input_ids": input_ids, "attention_mask": attention_mask})[0]
         if tokens.shape[-1] != self.text_width:
-            raise EngineError("text encoder returned width %d, the model card says %d" % (tokens.shape[-1], self.text_width))
+            raise EngineError("text encoder returned width %d, the model card says %d"
+                              % (tokens.shape[-1], self.text_width))
         return tokens
 

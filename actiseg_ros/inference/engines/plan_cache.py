@@ -33,7 +33,8 @@ def plan_key_fields(graph_sha256: str, tensorrt_version: str, gpu: str, precisio
         raise ValueError("precision must be 'fp16' or 'fp32', got %r" % precision)
     fields = {"graph_sha256": graph_sha256, "tensorrt_version": str(tensorrt_version), "gpu": str(gpu),
               "precision": precision,
-              "profile": {name: [list(map(int, shape)) for shape in shapes] for name, shapes in sorted(profile.items())}}
+              "profile": {name: [list(map(int, shape)) for shape in shapes]
+                          for name, shapes in sorted(profile.items())}}
     fields.update({k: str(v) for k, v in sorted(extra.items())})
     return fields
 

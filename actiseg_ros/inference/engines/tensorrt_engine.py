@@ -107,7 +107,8 @@ def build_plan(trt, onnx_path: Path, profile: dict, fp16: bool, workspace_mb: in
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):  # from the file, so external weight files resolve
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise EngineError("%s: TensorRT %s cannot parse this graph: %s" % (onnx_path, trt.__version__, "; ".join(errors)))
+        raise EngineError("%s: TensorRT %s cannot parse this graph: %s"
+                          % (onnx_path, trt.__version__, "; ".join(errors)))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     if fp16:
@@ -137,7 +138,8 @@ def build_plan(trt, onnx_path: Path, profile: dict, fp16: bool, workspace_mb: in
     finally:
         done.set()
     if plan is None:
-        raise EngineError("%s: TensorRT failed to build an engine: %s" % (onnx_path, "; ".join(logger.errors) or "no reason given"))
+        raise EngineError("%s: TensorRT failed to build an engine: %s"
+                          % (onnx_path, "; ".join(logger.errors) or "no reason given"))
     log.warning("tensorrt: built %s in %.1f s", graph_name, time.monotonic() - began)
     return bytes(plan)
 
@@ -180,7 +182,8 @@ class TrtRunner:
             plan, path = load_or_build(trt, Path(onnx_path), graph_sha256, profile, options)
             self.engine = self.runtime.deserialize_cuda_engine(plan)
             if self.engine is None:
-                raise EngineError("%s: TensorRT built an engine it cannot load: %s" % (path, "; ".join(self.logger.errors)))
+                raise EngineError("%s: TensorRT built an engine it cannot load: %s"
+                                  % (path, "; ".join(self.logger.errors)))
         self.plan_path = path
         self.context = self.engine.create_execution_context()
         self.stream = self.cuda.stream()
