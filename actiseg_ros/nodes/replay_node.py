@@ -1,6 +1,9 @@
 """replay_node: a camera stand-in. Publishes frames of a video file, an image folder, an ActionVOS sequence or
-the built-in synthetic stream on /camera/image_raw at a set rate (header stamp = publish time, frame_id from
-a parameter), and optionally a scripted sequence of actions on /actiseg/action.
+the built-in synthetic stream on camera/image_raw at a set rate (header stamp = publish time, frame_id from
+a parameter), and optionally a scripted sequence of actions on actiseg/action. Both names are relative, so
+under a namespace they reach the perception node of that namespace (/robot1/camera/image_raw,
+/robot1/actiseg/action); remap them to feed another camera name or node (`-r camera/image_raw:=head/image_raw
+-r actiseg/action:=other/action`). SIGINT or SIGTERM stops publishing and ends the process with exit code 0.
 
     replay_node --ros-args -p source:=synthetic -p rate:=30.0 -p action_script:="['auto']"
     replay_node --ros-args -p source:=video -p path:=kitchen.mp4 -p action_script:="['0:cut onion with knife']"
@@ -19,7 +22,9 @@ index, and every action sent).
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -27,8 +32,9 @@ import numpy as np
 from actiseg_ros.tools.frame_sources import SourceError, open_source, parse_script
 
 NODE_NAME = "actiseg_replay"
-IMAGE_TOPIC = "/camera/image_raw"
-ACTION_TOPIC = "/actiseg/action"
+IMAGE_TOPIC = "camera/image_raw"  # relative: follows the namespace (actiseg_ros.ros.names)
+ACTION_TOPIC = "actiseg/action"  # the `actiseg` node's ~/action in the same namespace
+STOP = threading.Event()  # set by SIGINT / SIGTERM: the publish loop ends at its next frame
 
 REPLAY_PARAMETERS = {
     "source": "synthetic", "path": "", "split": "val", "sequence": "", "seed": 0, "width": 0, "height": 0,
@@ -130,6 +136,8 @@ def run(node, values: dict) -> int:
         from tqdm import tqdm
 
         for index in tqdm(wanted, desc="replay: preloading frames", unit="frame", file=sys.stderr):
+            if STOP.is_set():
+                return 0
             rgb = source.frame(index)
             cache[index] = encode_frame(rgb, encoding)
 
@@ -141,6 +149,8 @@ def run(node, values: dict) -> int:
 
     while image_pub.get_subscription_count() < wanted_subscribers or (
             events and wanted_subscribers > 0 and action_pub.get_subscription_count() < 1):
+        if STOP.is_set():
+            return 0
         if time.monotonic() > deadline:
             log.error("no subscriber on %s%s within %.0f s" % (image_pub.topic_name, " / " + action_pub.topic_name
                                                                if events else "", values["wait_timeout"]))
@@ -160,6 +170,8 @@ def run(node, values: dict) -> int:
     began = time.monotonic()
     try:
         for index in frame_indices(length, values["start"], values["count"], values["loop"], values["loop_frames"]):
+            if STOP.is_set():
+                break
             if index in events:
                 action_pub.publish(String(data=events[index]))
                 if manifest:
@@ -168,7 +180,8 @@ def run(node, values: dict) -> int:
             pixels = cache[index] if index in cache else encode_frame(source.frame(index), encoding)
             delay = began + published * period - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                if STOP.wait(delay):
+                    break
             elif delay < -period:  # fell behind (slow decoding): restart the schedule instead of bursting
                 began = time.monotonic() - published * period
             msg = image_msg(pixels, encoding, Header(frame_id=values["frame_id"]))
@@ -184,7 +197,7 @@ def run(node, values: dict) -> int:
     elapsed = time.monotonic() - began
     log.info("published %d frames in %.1f s (%.1f Hz) and %d actions"
              % (published, elapsed, published / max(elapsed, 1e-9), sum(1 for i in events)))
-    time.sleep(0.5)  # the last reliable messages leave before the participant goes
+    STOP.wait(0.5)  # the last reliable messages leave before the participant goes
     return 0
 
 
@@ -194,8 +207,13 @@ def main(argv=None) -> int:
     use_default_profile()
     import rclpy
     from rclpy.executors import ExternalShutdownException
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=sys.argv if argv is None else argv)
+    # rclpy's own handlers would shut the context down inside the signal, under a publish in progress
+    # ("publisher's context is invalid"): these only ask the loop to stop, and the node is then taken down.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda _number, _frame: STOP.set())
+    rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node(NODE_NAME)
     code = 1
     try:
