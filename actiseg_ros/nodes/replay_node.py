@@ -7,8 +7,10 @@ under a namespace they reach the perception node of that namespace (/robot1/came
 
     replay_node --ros-args -p source:=synthetic -p rate:=30.0 -p action_script:="['auto']"
     replay_node --ros-args -p source:=video -p path:=kitchen.mp4 -p action_script:="['0:cut onion with knife']"
+    replay_node --ros-args -p source:=bag -p path:=run1 -p action_topic:=/actiseg/action -p rate:=0.0 \
+        -p stamps:=recorded
 
-Parameters: source (synthetic | video | folder | actionvos), path, split and sequence (actionvos), seed,
+Parameters: source (synthetic | video | folder | actionvos | bag), path, split and sequence (actionvos), seed,
 width and height (0 x 0: 640x480 for the synthetic stream, a recorded source's own size), actions
 (synthetic), rate (Hz), start (first source frame), count (frames to publish, 0: the rest of the source, or
 forever with loop), loop, loop_frames (source frames in the loop, from start; 0: to the source's end),
@@ -18,6 +20,13 @@ JSON with the source's object list), preload (decode every frame before publishi
 lowers the rate; skipped with a warning above preload_limit_mib), wait_for_subscribers (camera subscribers to
 wait for), wait_timeout (s), manifest (a JSON-lines file recording every published frame's stamp and source
 index, and every action sent).
+A ROS 2 bag (source bag; path: a rosbag2 folder, sqlite3 or MCAP, or its lone .db3/.mcap file, read with the
+`rosbags` library) adds: image_topic (the image topic in the bag; '': its only sensor_msgs/Image or
+CompressedImage topic), action_topic (a std_msgs/String topic in the bag, '': none; its messages are the `auto`
+script, each sent just before the first frame recorded at or after it), stamps (now: stamped as the frame leaves;
+recorded: the bag's header stamp and frame_id) and rate 0 (the recorded timing: frames leave with the gaps
+between their recording times). A bag that is missing, lacks a topic, holds the wrong message type or is cut
+short ends the node with exit code 2 and an error naming it.
 """
 from __future__ import annotations
 
@@ -41,7 +50,9 @@ REPLAY_PARAMETERS = {
     "actions": 4, "rate": 30.0, "start": 0, "count": 0, "loop": False, "encoding": "rgb8", "frame_id": "camera",
     "loop_frames": 0, "action_script": ["auto"], "action_objects": "named", "preload": True, "preload_limit_mib": 2048,
     "wait_for_subscribers": 1, "wait_timeout": 30.0, "manifest": "",
+    "image_topic": "", "action_topic": "", "stamps": "now",  # source bag: topics in the bag, header stamps
 }
+STAMPS = ("now", "recorded")
 SYNTHETIC_SIZE = (640, 480)  # (W, H) of the synthetic stream when width and height are 0
 
 
@@ -96,6 +107,26 @@ def script_events(entries, source, start: int, end: int, objects_mode: str) -> d
     return events
 
 
+def check_timing(values: dict) -> None:
+    """rate 0 (the recorded timing) and stamps 'recorded' need a source that recorded them: a bag."""
+    if values["stamps"] not in STAMPS:
+        raise SourceError("stamps must be one of %s, got %r" % (", ".join(STAMPS), values["stamps"]))
+    if values["rate"] < 0 or (values["rate"] == 0 and values["source"] != "bag"):
+        raise SourceError("rate must be positive (Hz)%s, got %s" % (
+            "" if values["source"] != "bag" else " or 0 (the recorded timing)", values["rate"]))
+    if values["stamps"] == "recorded" and values["source"] != "bag":
+        raise SourceError("stamps 'recorded' needs source bag (the %s source has no recorded stamps)"
+                          % values["source"])
+
+
+def frame_gap(times_ns, previous: int, index: int, fallback: float) -> float:
+    """Seconds between publishing source frames `previous` and `index` at the recorded timing: the recorded
+    gap for consecutive frames, `fallback` where a loop jumps back (or the clock of the recording did)."""
+    if index == previous + 1 and times_ns[index] >= times_ns[previous]:
+        return (times_ns[index] - times_ns[previous]) / 1e9
+    return fallback
+
+
 def encode_frame(rgb: np.ndarray, encoding: str) -> np.ndarray:
     """(H, W, 3) RGB -> the contiguous pixel array of `encoding` (what messages.image_msg publishes)."""
     if encoding == "rgb8":
@@ -115,8 +146,9 @@ def run(node, values: dict) -> int:
     from actiseg_ros.ros.qos import profile
 
     log = node.get_logger()
+    check_timing(values)
     source = open_source(values["source"], values["path"], values["seed"], frame_size(values), values["actions"],
-                         values["split"], values["sequence"])
+                         values["split"], values["sequence"], values["image_topic"], values["action_topic"])
     length = len(source)
     end = source_end(length, values["start"], values["count"], values["loop"], values["loop_frames"])
     events = script_events(values["action_script"], source, values["start"], end, values["action_objects"])
@@ -165,8 +197,14 @@ def run(node, values: dict) -> int:
         manifest.write(json.dumps({"source": values["source"], "seed": values["seed"], "width": width,
                                    "height": height, "actions": values["actions"], "rate": values["rate"],
                                    "encoding": encoding}) + "\n")
-    period = 1.0 / values["rate"]
+    recorded = getattr(source, "times_ns", None) if values["rate"] == 0 else None
+    if recorded is None:
+        period = 1.0 / values["rate"]
+    else:  # the recorded timing; its median gap serves a loop's jump back and the "fell behind" test
+        period = float(np.median(np.diff(recorded))) / 1e9 if len(recorded) > 1 else 0.0
     published = 0
+    due = 0.0  # seconds after `began` the next frame leaves
+    previous = None
     began = time.monotonic()
     try:
         for index in frame_indices(length, values["start"], values["count"], values["loop"], values["loop_frames"]):
@@ -178,14 +216,22 @@ def run(node, values: dict) -> int:
                     manifest.write(json.dumps({"action": events[index], "before": published, "source_index": index})
                                    + "\n")
             pixels = cache[index] if index in cache else encode_frame(source.frame(index), encoding)
-            delay = began + published * period - time.monotonic()
+            if previous is not None:
+                due += period if recorded is None else frame_gap(recorded, previous, index, period)
+            previous = index
+            delay = began + due - time.monotonic()
             if delay > 0:
                 if STOP.wait(delay):
                     break
             elif delay < -period:  # fell behind (slow decoding): restart the schedule instead of bursting
-                began = time.monotonic() - published * period
-            msg = image_msg(pixels, encoding, Header(frame_id=values["frame_id"]))
-            msg.header.stamp = node.get_clock().now().to_msg()  # as the frame leaves, like a camera's capture stamp
+                began = time.monotonic() - due
+            if values["stamps"] == "recorded":
+                stamp_ns, frame_id = source.header(index)
+                msg = image_msg(pixels, encoding, Header(frame_id=frame_id))
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+            else:
+                msg = image_msg(pixels, encoding, Header(frame_id=values["frame_id"]))
+                msg.header.stamp = node.get_clock().now().to_msg()  # as the frame leaves, like a capture stamp
             image_pub.publish(msg)
             if manifest:
                 manifest.write(json.dumps({"index": published, "source_index": index,

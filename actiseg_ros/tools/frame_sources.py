@@ -1,5 +1,6 @@
-"""Frame sources for the replay node: a video file, an image folder, one ActionVOS sequence, or the built-in
-synthetic stream. Each gives frames by index and, for the `auto` action script, the narrations it carries.
+"""Frame sources for the replay node: a video file, an image folder, one ActionVOS sequence, an image topic of a
+ROS 2 bag, or the built-in synthetic stream. Each gives frames by index and, for the `auto` action script, the
+narrations it carries (a bag: the actions recorded on its action topic).
 
     source = open_source("synthetic", seed=3, size=(640, 480))
     len(source); source.frame(i) -> (H, W, 3) uint8 RGB; source.auto_script(start, end) -> [(index, narration, objects)]
@@ -11,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-SOURCE_KINDS = ("synthetic", "video", "folder", "actionvos")
+SOURCE_KINDS = ("synthetic", "video", "folder", "actionvos", "bag")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -134,14 +135,76 @@ class ActionVosSource:
         return [(start, self.segment.narration, names)] if start < end else []
 
 
+class BagSource:
+    """The frames of one image topic of a ROS 2 bag (actiseg_ros.data.bags), read in recorded order; the
+    actions recorded on `action_topic` are the auto script, each from the first frame recorded at or after it.
+
+    times_ns: every frame's log time (the recorded timing); header(index) -> (stamp_ns, frame_id) as recorded.
+    """
+
+    def __init__(self, path, image_topic: str = "", action_topic: str = "", size=None):
+        from actiseg_ros.data.bags import BagError, open_bag
+
+        try:
+            self.bag = open_bag(path)
+            self.topic = self.bag.image_topic(image_topic)
+            self.infos = self.bag.frame_infos(self.topic)  # one pass over the topic, pixels not decoded
+            self.actions = self.bag.actions(action_topic) if action_topic else []
+        except BagError as err:
+            raise SourceError(str(err)) from None
+        if not self.infos:
+            raise SourceError("topic %s of bag %s holds no frames" % (self.topic, path))
+        self.times_ns = [info.log_ns for info in self.infos]
+        self.size = size
+        self._reading = None  # the frames generator while frames are asked for in order
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+    def header(self, index: int) -> tuple:
+        return self.infos[index].stamp_ns, self.infos[index].frame_id
+
+    def frame(self, index: int) -> np.ndarray:
+        from actiseg_ros.data.bags import BagError
+
+        try:
+            if self._reading is None or index != self._next:  # seek: read on from the frame's log time
+                self._reading = self.bag.frames(self.topic, start_ns=self.times_ns[index])
+                # frames logged in the same nanosecond before this one
+                for _ in range(index - self.times_ns.index(self.times_ns[index])):
+                    next(self._reading)
+            found = next(self._reading, None)
+        except BagError as err:
+            raise SourceError(str(err)) from None
+        if found is None:
+            raise SourceError("bag %s ended before frame %d of topic %s" % (self.bag.path, index, self.topic))
+        self._next = index + 1
+        return _resize(found.rgb, self.size)
+
+    def auto_script(self, start: int, end: int) -> list:
+        from actiseg_ros.data.bags import frame_of_time
+
+        script = []
+        for action in self.actions:
+            index = max(frame_of_time(self.times_ns, action.log_ns), start)
+            if index < end:
+                script.append((index, action.text, []))
+        return script
+
+    def close(self) -> None:
+        self.bag.close()
+
+
 def open_source(kind: str, path: str = "", seed: int = 0, size=(640, 480), actions: int = 4, split: str = "val",
-                sequence: str = ""):
-    """size: (width, height); for video, folder and actionvos (0, 0) keeps the recorded size."""
+                sequence: str = "", image_topic: str = "", action_topic: str = ""):
+    """size: (width, height); for video, folder, actionvos and bag (0, 0) keeps the recorded size.
+    image_topic, action_topic: topics in the bag ('' image topic: the bag's only one; '' action topic: none)."""
     if kind == "synthetic":
         if not size or min(size) <= 0:
             raise SourceError("the synthetic source needs a positive width and height, got %s" % (size,))
         return SyntheticSource(seed, size, actions)
-    if kind in ("video", "folder", "actionvos") and not path:
+    if kind in ("video", "folder", "actionvos", "bag") and not path:
         raise SourceError("the %s source needs the parameter path" % kind)
     if kind == "video":
         return VideoSource(path, size)
@@ -149,6 +212,8 @@ def open_source(kind: str, path: str = "", seed: int = 0, size=(640, 480), actio
         return FolderSource(path, size)
     if kind == "actionvos":
         return ActionVosSource(path, split, sequence, size)
+    if kind == "bag":
+        return BagSource(path, image_topic, action_topic, size)
     raise SourceError("unknown source %r (choose from %s)" % (kind, ", ".join(SOURCE_KINDS)))
 
 
