@@ -368,15 +368,36 @@ def _needs(kind: ActionKind, target_key: str) -> list:
     return needed
 
 
+# Layout is rejection sampling (random places, _Layout.place) and about one try in eight succeeds, so a seed's
+# own random stream can run out of tries (0.875 ** 50: about one scene in 800). Such a scene is then drawn from
+# streams derived from (seed, stream): deterministic, and every scene that lays out on its seed's own stream
+# stays exactly what it always was.
+LAYOUT_ATTEMPTS = 50  # layouts tried per random stream
+LAYOUT_STREAMS = 40  # streams tried before the configuration is declared impossible
+_LAYOUT_STREAM_SALT = 0x5CE4E  # keeps derived streams apart from other seeds derived from the same seed
+
+
+def layout_rng(seed: int, stream: int) -> np.random.Generator:
+    """The random stream of a scene's layout attempt round: the seed's own for stream 0, derived ones after."""
+    return np.random.default_rng(seed if stream == 0 else [seed, _LAYOUT_STREAM_SALT, stream])
+
+
 def sample_scene(uid: int, seed: int, config: SceneConfig | None = None) -> Scene:
-    """A kitchen scene with objects for several actions, laid out; candidate actions in `.actions`."""
+    """A kitchen scene with objects for several actions, laid out; candidate actions in `.actions`.
+
+    Never fails for a configuration that can be laid out: a seed whose stream runs out of LAYOUT_ATTEMPTS
+    moves on to derived streams (layout_rng). RuntimeError only when LAYOUT_STREAMS streams all fail, which
+    means the object range does not fit on the counter."""
     config = config or SceneConfig()
-    rng = np.random.default_rng(seed)
-    for _attempt in range(50):
-        scene = _try_scene(uid, seed, rng, config)
-        if scene is not None:
-            return scene
-    raise RuntimeError("could not lay out scene %d (seed %d) in 50 attempts" % (uid, seed))
+    for stream in range(LAYOUT_STREAMS):
+        rng = layout_rng(seed, stream)
+        for _attempt in range(LAYOUT_ATTEMPTS):
+            scene = _try_scene(uid, seed, rng, config)
+            if scene is not None:
+                return scene
+    raise RuntimeError("could not lay out scene %d (seed %d) in %d attempts on %d random streams: %d to %d objects "
+                       "do not fit on the counter" % (uid, seed, LAYOUT_ATTEMPTS * LAYOUT_STREAMS, LAYOUT_STREAMS,
+                                                      config.objects[0], config.objects[1]))
 
 
 def _try_scene(uid: int, seed: int, rng: np.random.Generator, config: SceneConfig) -> Scene | None:
