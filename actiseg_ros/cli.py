@@ -32,6 +32,8 @@ register("robustness", "actiseg_ros.training.robustness", "ActiSeg-NL robustness
 register("bench", "actiseg_ros.inference.bench", "time each available inference backend: latency, throughput, GFLOPs")
 register("demo", "actiseg_ros.tools.demo", "run the perception node on the synthetic stream: overlay video + JSON report")
 register("run", "actiseg_ros.run_cli", "run the ROS 2 perception node alone (no ros2 launch needed)")
+register("record", "actiseg_ros.tools.record", "record the camera (and action) topics into a ROS 2 bag (no ros2 bag "
+         "needed)")
 
 
 def _load(name: str):
