@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from actiseg_ros.nodes.perception_node import IMAGE_TOPIC
+from actiseg_ros.ros.names import IMAGE_TOPIC
 from actiseg_ros.tools.processes import ros_arguments
 
 

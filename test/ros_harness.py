@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actiseg_ros.ros import names
 from actiseg_ros.tools import processes
 from actiseg_ros.tools.processes import PERCEPTION_MODULE, REPLAY_MODULE, ChildNode
 
@@ -37,12 +38,19 @@ class NodeProcess(ChildNode):
         raise RuntimeError("no VmRSS for pid %d" % self.pid)
 
 
-def perception_node(log_path, params: dict, params_file=None, namespace: str | None = None) -> NodeProcess:
-    return NodeProcess(PERCEPTION_MODULE, log_path, params, params_file, {"__ns": namespace} if namespace else None)
+def _remaps(namespace: str | None, remaps: dict | None) -> dict | None:
+    merged = dict({"__ns": namespace} if namespace else {}, **(remaps or {}))
+    return merged or None
 
 
-def replay_node(log_path, params: dict) -> NodeProcess:
-    return NodeProcess(REPLAY_MODULE, log_path, params)
+def perception_node(log_path, params: dict, params_file=None, namespace: str | None = None,
+                    remaps: dict | None = None, process_group: int | None = None) -> NodeProcess:
+    return NodeProcess(PERCEPTION_MODULE, log_path, params, params_file, _remaps(namespace, remaps), process_group)
+
+
+def replay_node(log_path, params: dict, namespace: str | None = None, remaps: dict | None = None,
+                process_group: int | None = None) -> NodeProcess:
+    return NodeProcess(REPLAY_MODULE, log_path, params, None, _remaps(namespace, remaps), process_group)
 
 
 def read_manifest(path) -> tuple:
@@ -61,13 +69,16 @@ def image_array(msg) -> np.ndarray:
 class Probe:
     """An rclpy node in the test process (own context, spun in a thread) that records the node's outputs.
 
-    outputs[stamp_ns] = {"objects": dict, "mask": array, "labels": array, "received": wall time, "frame_id": ...}
-    (arrays only while keep_images is true; overlays are only counted); diagnostics: list of
-    (status name, level int, message, {key: value}).
+    outputs[stamp_ns] = {"objects": dict, "mask": array, "labels": array, "received": wall time, "frame_id": ...,
+    "camera": the camera whose output topics it came on} (arrays only while keep_images is true; overlays are
+    only counted); diagnostics: list of (status name, level int, message, {key: value}).
+    It listens to the node `node` in `namespace` (topic names from actiseg_ros.ros.names) and publishes on the
+    image topic of the first camera (or image_topic); image_pubs has one publisher per camera.
     """
 
     def __init__(self, name: str = "test_probe", keep_images: bool = True, overlay: bool = False,
-                 image_topic: str = "/camera/image_raw"):
+                 image_topic: str | None = None, namespace: str = "/", node: str = names.NODE_NAME,
+                 cameras=("",)):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -86,14 +97,24 @@ class Probe:
         self.diagnostics: list = []
         self.overlays = 0
         reliable = profile("reliable_output")
-        self.node.create_subscription(String, "/actiseg/objects", self._on_objects, reliable)
-        self.node.create_subscription(Image, "/actiseg/mask", lambda m: self._on_image("mask", m), reliable)
-        self.node.create_subscription(Image, "/actiseg/labels", lambda m: self._on_image("labels", m), reliable)
-        if overlay:
-            self.node.create_subscription(Image, "/actiseg/overlay", lambda m: self._on_image("overlay", m), reliable)
+        self.namespace, self.node_name = namespace, node
+
+        def topic(relative):
+            return names.resolve(relative, namespace, node)
+
+        for camera in cameras:
+            self.node.create_subscription(String, topic(names.output_topic("objects", camera)),
+                                          lambda m, c=camera: self._on_objects(c, m), reliable)
+            kinds = ("mask", "labels", "overlay") if overlay else ("mask", "labels")
+            for kind in kinds:
+                self.node.create_subscription(Image, topic(names.output_topic(kind, camera)),
+                                              lambda m, k=kind, c=camera: self._on_image(k, m, c), reliable)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.image_pub = self.node.create_publisher(Image, image_topic, profile("sensor_data"))
-        self.action_pub = self.node.create_publisher(String, "/actiseg/action", profile("command"))
+        self.image_pubs = {camera: self.node.create_publisher(Image, topic(names.camera_topic(camera)),
+                                                              profile("sensor_data")) for camera in cameras}
+        self.image_pub = (self.node.create_publisher(Image, image_topic, profile("sensor_data")) if image_topic
+                          else self.image_pubs[cameras[0]])
+        self.action_pub = self.node.create_publisher(String, topic(names.ACTION_TOPIC), profile("command"))
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -105,21 +126,22 @@ class Probe:
         except Exception:  # the context shut down under the executor at close()
             pass
 
-    def _entry(self, header) -> dict:
+    def _entry(self, header, camera: str) -> dict:
         stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
-        return self.outputs.setdefault(stamp, {"frame_id": header.frame_id})
+        return self.outputs.setdefault(stamp, {"frame_id": header.frame_id, "camera": camera})
 
-    def _on_objects(self, msg):
+    def _on_objects(self, camera: str, msg):
         received = time.time()
         document = json.loads(msg.data)
         stamp = document["stamp"]
         with self.lock:
-            entry = self.outputs.setdefault(stamp["sec"] * 10**9 + stamp["nanosec"], {"frame_id": document["frame_id"]})
+            entry = self.outputs.setdefault(stamp["sec"] * 10**9 + stamp["nanosec"],
+                                            {"frame_id": document["frame_id"], "camera": camera})
             entry["objects"], entry["received"] = document, received
 
-    def _on_image(self, kind: str, msg):
+    def _on_image(self, kind: str, msg, camera: str = ""):
         with self.lock:
-            entry = self._entry(msg.header)
+            entry = self._entry(msg.header, camera)
             entry[kind + "_format"] = (msg.encoding, msg.height, msg.width, msg.step, len(msg.data))
             if kind == "overlay":
                 self.overlays += 1
@@ -159,7 +181,7 @@ class Probe:
         finally:
             self.node.destroy_client(client)
 
-    def lifecycle_state(self, node: str = "actiseg", timeout: float = 10.0) -> str:
+    def lifecycle_state(self, node: str = names.NODE_NAME, timeout: float = 10.0) -> str:
         from lifecycle_msgs.srv import GetState
 
         return self.call(GetState, "/%s/get_state" % node, GetState.Request(), timeout).current_state.label
@@ -172,7 +194,19 @@ class Probe:
                 return False
         return self.wait_for(reached, timeout)
 
-    def set_parameters(self, values: dict, node: str = "actiseg"):
+    def get_parameters(self, names_: list, node: str = names.NODE_NAME) -> list:
+        """Values of the node's parameters, through its get_parameters service."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        response = self.call(GetParameters, "/%s/get_parameters" % node.strip("/"), GetParameters.Request(names=names_))
+        return [parameter_value_to_python(value) for value in response.values]
+
+    def topics(self) -> dict:
+        """{topic name: [type names]} of the ROS graph as this probe sees it."""
+        return dict(self.node.get_topic_names_and_types())
+
+    def set_parameters(self, values: dict, node: str = names.NODE_NAME):
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
@@ -180,7 +214,7 @@ class Probe:
         request = SetParameters.Request(parameters=messages)
         return self.call(SetParameters, "/%s/set_parameters" % node, request).results
 
-    def change_state(self, transition: str, node: str = "actiseg") -> bool:
+    def change_state(self, transition: str, node: str = names.NODE_NAME) -> bool:
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
@@ -191,8 +225,10 @@ class Probe:
         return self.wait_for(lambda: self.image_pub.get_subscription_count() > 0
                              and self.action_pub.get_subscription_count() > 0, timeout)
 
-    def publish_image(self, fields: dict, stamp_ns: int | None = None, frame_id: str = "probe") -> int:
-        """Publish an Image built from {height, width, encoding, is_bigendian, step, data}; returns its stamp."""
+    def publish_image(self, fields: dict, stamp_ns: int | None = None, frame_id: str = "probe",
+                      camera: str | None = None) -> int:
+        """Publish an Image built from {height, width, encoding, is_bigendian, step, data} (on that camera's
+        topic, or image_pub); returns its stamp."""
         from sensor_msgs.msg import Image
 
         msg = Image()
@@ -201,7 +237,7 @@ class Probe:
         msg.header.frame_id = frame_id
         msg.height, msg.width, msg.encoding = fields["height"], fields["width"], fields["encoding"]
         msg.is_bigendian, msg.step, msg.data = fields["is_bigendian"], fields["step"], fields["data"]
-        self.image_pub.publish(msg)
+        (self.image_pub if camera is None else self.image_pubs[camera]).publish(msg)
         return stamp_ns
 
     def publish_action(self, text_or_raw) -> None:

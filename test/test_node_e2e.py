@@ -1,8 +1,8 @@
 """The perception node end to end, as real processes over real DDS: replay_node -> perception_node -> a probe.
 
 One node process serves the module (same parameters throughout); the model is the shipped models/default
-when present, otherwise the session's tiny export (untrained: its scores hover near 0.45, so the node runs
-with positive_gate 0 and every candidate is segmented, which still makes the label images non-trivial).
+when present, otherwise the session's tiny export (untrained: the node runs with positive_gate 1e-6 and every
+candidate is segmented, which still makes the label images non-trivial; 0 would mean the model card's gate).
 """
 import time
 
@@ -32,7 +32,7 @@ def probe():
 
 @pytest.fixture(scope="module")
 def gate(model):
-    return 0.75 if model[1] else 0.0
+    return 0.75 if model[1] else 1e-6
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,9 @@ def test_settings_fields_are_the_parameters():
     defaults = make_settings({})
     assert defaults.backend == "auto" and defaults.always_objects == ("left hand", "right hand")
     assert defaults.objects == ()  # the typed-empty default [""] means no objects
+    assert defaults.cameras == ()  # one camera: camera/image_raw
+    assert defaults.positive_gate == 0.0 and defaults.mask_threshold == 0.0  # 0: the model card's thresholds
+    assert make_settings({"cameras": ["head", "arm/wrist", ""]}).cameras == ("head", "arm/wrist")
 
 
 @pytest.mark.parametrize("name, value, words", [
@@ -36,6 +39,11 @@ def test_settings_fields_are_the_parameters():
     ("objects", "knife", "must be a list"),
     ("objects", ["knife", 3], "list of str"),
     ("input_size", [192], "[height, width]"),
+    ("cameras", ["head", "head"], "twice"),
+    ("cameras", ["/head"], "ROS name tokens"),
+    ("cameras", ["~/head"], "ROS name tokens"),
+    ("cameras", ["head/"], "ROS name tokens"),
+    ("cameras", ["2nd"], "ROS name tokens"),
 ])
 def test_invalid_values_are_refused_with_the_parameter_named(name, value, words):
     with pytest.raises(ValueError) as err:
@@ -61,7 +69,8 @@ def test_configure_time_changes_are_told_apart():
 
 def test_shipped_yaml_sets_every_parameter_with_a_valid_value():
     document = yaml.safe_load((share_dir() / "config" / "perception.yaml").read_text())
-    values = flatten(document["actiseg"]["ros__parameters"])
+    assert list(document) == ["/**"]  # applies under any namespace and node name
+    values = flatten(document["/**"]["ros__parameters"])
     assert set(values) == set(SPECS)
     settings = make_settings(values)
     for spec in PARAMETERS:  # the file documents the defaults, it does not change them
@@ -99,3 +108,26 @@ def test_declaring_on_a_node_reads_a_params_file(tmp_path):
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_a_params_file_keyed_for_any_node_applies_under_a_namespace(tmp_path):
+    """`/**` reaches /robot1/actiseg; a file keyed by the bare node name (`actiseg:`) does not (the issue's case)."""
+    import rclpy
+
+    any_node = tmp_path / "any.yaml"
+    any_node.write_text("/**:\n  ros__parameters:\n    positive_gate: 0.6\n    cameras: [head, wrist]\n")
+    bare_name = tmp_path / "bare.yaml"
+    bare_name.write_text("actiseg:\n  ros__parameters:\n    positive_gate: 0.6\n")
+    found = {}
+    for label, path in (("any", any_node), ("bare", bare_name)):
+        context = rclpy.Context()
+        rclpy.init(args=["--ros-args", "-r", "__ns:=/robot1", "--params-file", str(path)], context=context)
+        try:
+            node = rclpy.create_node("actiseg", context=context)
+            assert node.get_fully_qualified_name() == "/robot1/actiseg"
+            found[label] = make_settings(declare_all(node))
+            node.destroy_node()
+        finally:
+            rclpy.try_shutdown(context=context)
+    assert found["any"].positive_gate == 0.6 and found["any"].cameras == ("head", "wrist")
+    assert found["bare"].positive_gate == 0.0

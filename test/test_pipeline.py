@@ -22,6 +22,9 @@ def frames():
     return [stream.render(i).rgb for i in (5, 40)]
 
 
+EVERY = 1e-6  # a positive gate every score passes (0 would mean the model card's gate)
+
+
 def settings(model, **values):
     return make_settings(dict({"model_dir": str(model), "backend": "ort-cpu", "threads": 1,
                                "smoothing.enabled": False}, **values))
@@ -35,7 +38,7 @@ def test_no_action_gives_empty_outputs_without_running_the_model(model, frames):
 
 
 def test_labels_equal_the_offline_predictor(model, frames):
-    pipeline = create_pipeline(settings(model, positive_gate=0.0, action="cut onion with knife"))
+    pipeline = create_pipeline(settings(model, positive_gate=EVERY, action="cut onion with knife"))
     result = pipeline.process(frames[0])
     assert [o.name for o in result.objects] == ["onion", "knife", "left hand", "right hand"]
     assert [o.id for o in result.objects] == [1, 2, 3, 4] and all(o.active for o in result.objects)
@@ -63,7 +66,7 @@ def test_mask_threshold_zero_means_the_model_cards(model, frames, tmp_path):
     (calibrated / "model_card.json").write_text(json.dumps(card))
     labels = {}
     for name, value in (("card", 0.0), ("explicit", 0.95)):
-        pipeline = create_pipeline(settings(calibrated, positive_gate=0.0, action="cut onion with knife",
+        pipeline = create_pipeline(settings(calibrated, positive_gate=EVERY, action="cut onion with knife",
                                             mask_threshold=value))
         result = pipeline.process(frames[0])
         predictor = Predictor(calibrated, backend="ort-cpu", threads=1, positive_gate=0.0,
@@ -72,6 +75,32 @@ def test_mask_threshold_zero_means_the_model_cards(model, frames, tmp_path):
         np.testing.assert_array_equal(result.labels, predictor.predict(frames[0]).labels)
         labels[name] = result.labels
     assert (labels["card"] > 0).sum() > (labels["explicit"] > 0).sum()
+
+
+def test_positive_gate_zero_means_the_model_cards(model, frames, tmp_path):
+    """The parameter's default (0) takes the card's gate, as Predictor does; a value overrides it."""
+    import json
+    import shutil
+
+    raw = [o.raw_score for o in create_pipeline(settings(model, positive_gate=EVERY, action="cut onion with knife"))
+           .process(frames[0]).objects]
+    carded = tmp_path / "carded"
+    shutil.copytree(model, carded)
+    card = json.loads((carded / "model_card.json").read_text())
+    card["thresholds"]["positive_gate"] = float(np.median(raw))  # some objects above the card's gate, some below
+    (carded / "model_card.json").write_text(json.dumps(card))
+    pipeline = create_pipeline(settings(carded, action="cut onion with knife"))
+    assert pipeline.thresholds() == (card["thresholds"]["positive_gate"], card["thresholds"]["mask"])
+    result = pipeline.process(frames[0])
+    predictor = Predictor(carded, backend="ort-cpu", threads=1)  # no gate given: the card's
+    predictor.set_prompts([o.prompt for o in result.objects])
+    offline = predictor.predict(frames[0])
+    assert [o.active for o in result.objects] == [bool(a) for a in offline.active]
+    np.testing.assert_array_equal(result.labels, offline.labels)
+    if len(set(raw)) > 1:
+        assert 0 < sum(o.active for o in result.objects) < len(raw)
+    override = create_pipeline(settings(carded, positive_gate=EVERY, action="cut onion with knife"))
+    assert override.thresholds()[0] == EVERY and all(o.active for o in override.process(frames[0]).objects)
 
 
 def test_action_changes_apply_at_the_next_frame_and_bad_ones_keep_the_old(model, frames):
@@ -88,7 +117,7 @@ def test_action_changes_apply_at_the_next_frame_and_bad_ones_keep_the_old(model,
 
 
 def test_gate_changes_at_runtime(model, frames):
-    pipeline = create_pipeline(settings(model, positive_gate=0.0, action="stir pan"))
+    pipeline = create_pipeline(settings(model, positive_gate=EVERY, action="stir pan"))
     assert all(o.active for o in pipeline.process(frames[0]).objects)
     pipeline.update_settings(settings(model, positive_gate=1.0, action="stir pan"))
     result = pipeline.process(frames[0])

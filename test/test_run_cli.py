@@ -29,7 +29,7 @@ def test_options_become_ros_arguments(tmp_path):
     assert argv[:4] == ["actiseg-run", "--ros-args", "--params-file", str(config)]
     text = " ".join(argv)
     for expected in ('model_dir:="%s"' % tmp_path, 'backend:="ort-cpu"', 'action:="stir pan"',
-                     "-r /camera/image_raw:=/cam/rgb", "-p positive_gate:=0.6"):
+                     "-r camera/image_raw:=/cam/rgb", "-p positive_gate:=0.6"):
         assert expected in text, expected
     assert "--params-file" in node_argv(parse([]))  # the installed config by default
     with pytest.raises(SystemExit, match="no such file"):

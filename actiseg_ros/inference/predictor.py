@@ -85,17 +85,21 @@ class Predictor:
     def __init__(self, model_dir, backend: str = AUTO, fallback: str | None = None, text_backend: str = "ort-cpu",
                  threads: int = 0, spin: bool = False, device_id: int = 0, fp16: bool = True, cache_dir=None,
                  max_k: int = 8, prompt_cache_size: int = 64, positive_gate: float | None = None,
-                 mask_threshold: float | None = None, check_hashes: bool = True, availability=None):
+                 mask_threshold: float | None = None, check_hashes: bool = True, availability=None,
+                 max_batch: int = 1):
         """text_backend: the text encoder runs once per prompt change, so by default it stays on the CPU
-        (no second TensorRT build, no GPU memory); 'same' uses the segmenter's backend."""
+        (no second TensorRT build, no GPU memory); 'same' uses the segmenter's backend. max_batch: the most
+        frames infer_batch() runs in one call on backends whose shape limits are fixed when built (TensorRT);
+        larger batches are split."""
         self.card = load_model_card(model_dir, check_hashes=check_hashes)
         if (self.card.pixel_mean, self.card.pixel_scale) != (PIXEL_MEAN, PIXEL_SCALE):
             raise ModelCardError("%s: normalization mean/scale %s/%s differ from this runtime's %s/%s"
                                  % (self.card.model_dir, self.card.pixel_mean, self.card.pixel_scale,
                                     PIXEL_MEAN, PIXEL_SCALE))
         ort_options = OrtOptions(threads=threads, spin=spin, device_id=device_id, fp16=fp16, cache_dir=cache_dir,
-                                 max_k=max_k, max_prompts=max_k)
-        trt_options = TrtOptions(device_id=device_id, fp16=fp16, cache_dir=cache_dir, max_k=max_k, max_prompts=max_k)
+                                 max_batch=max_batch, max_k=max_k, max_prompts=max_k)
+        trt_options = TrtOptions(device_id=device_id, fp16=fp16, cache_dir=cache_dir, max_batch=max_batch, max_k=max_k,
+                                 max_prompts=max_k)
         self.tokenizer = PromptTokenizer(self.card.tokenizer.path, self.card.max_tokens)
         self.segmenter = create_engine("segmenter", self.card, backend, fallback, ort_options, trt_options,
                                        availability)
@@ -108,6 +112,8 @@ class Predictor:
         self.prompts: list = []
         self._text_tokens = self._text_mask = None
         self._preprocess = FramePreprocessor(self.card.input_hw)
+        self._batch_preprocess: list = []  # frames 2.. of infer_batch(), each with its own reused input tensor
+        self._batch_inputs: dict = {}  # batch size -> (images, text_tokens, text_mask) buffers of that size
 
     @property
     def backend(self) -> str:
@@ -130,6 +136,7 @@ class Predictor:
             raise ValueError("between 1 and %d prompts are supported, got %d" % (limit, len(prompts)))
         tokens, mask = self.text.encode(prompts)
         self._text_tokens, self._text_mask = tokens[None], mask[None]  # (1, K, L, C), (1, K, L)
+        self._batch_inputs = {}
         self.prompts = prompts
 
     def infer(self, rgb) -> tuple:
@@ -145,6 +152,48 @@ class Predictor:
         done = time.perf_counter()
         timings = {"preprocess": 1000 * (prepared - began), "segmenter": 1000 * (done - prepared)}
         return mask_logits[0], positive_logits[0], box, timings
+
+    def infer_batch(self, frames) -> tuple:
+        """Several frames (sizes may differ), one segmenter call over the graph's batch dimension (split into
+        calls of the engine's max_batch where it has one): -> ([(mask_logits (K, h, w), positive_logits (K,),
+        Letterbox)] per frame, timings_ms of the whole batch). One call at a time, like infer(); one frame
+        goes through infer() itself."""
+        if self._text_tokens is None:
+            raise RuntimeError("call set_prompts() before predict()")
+        frames = [check_frame(rgb) for rgb in frames]
+        if len(frames) <= 1:
+            if not frames:
+                raise ValueError("infer_batch needs at least one frame")
+            mask_logits, positive_logits, box, timings = self.infer(frames[0])
+            return [(mask_logits, positive_logits, box)], timings
+        began = time.perf_counter()
+        count = len(frames)
+        while len(self._batch_preprocess) < count - 1:
+            self._batch_preprocess.append(FramePreprocessor(self.card.input_hw))
+        if count not in self._batch_inputs:  # the prompts' features repeated per frame, kept until they change
+            self._batch_inputs[count] = (np.empty((count, 3) + tuple(self.card.input_hw), np.float32),
+                                         np.repeat(self._text_tokens, count, axis=0),
+                                         np.repeat(self._text_mask, count, axis=0))
+        images, text_tokens, text_mask = self._batch_inputs[count]
+        boxes = []
+        for index, rgb in enumerate(frames):
+            preprocess = self._preprocess if index == 0 else self._batch_preprocess[index - 1]
+            frame_images, box = preprocess(rgb)
+            images[index] = frame_images[0]
+            boxes.append(box)
+        prepared = time.perf_counter()
+        step = self.segmenter.max_batch or count
+        mask_parts, positive_parts = [], []
+        for first in range(0, count, step):
+            part = slice(first, min(count, first + step))
+            mask_logits, positive_logits = self.segmenter.run(images[part], text_tokens[part], text_mask[part])
+            mask_parts.append(mask_logits)
+            positive_parts.append(positive_logits)
+        done = time.perf_counter()
+        if len(mask_parts) > 1:
+            mask_logits, positive_logits = np.concatenate(mask_parts), np.concatenate(positive_parts)
+        timings = {"preprocess": 1000 * (prepared - began), "segmenter": 1000 * (done - prepared)}
+        return [(mask_logits[i], positive_logits[i], boxes[i]) for i in range(count)], timings
 
     def decide(self, mask_logits, box, image_hw, scores, active, mask_threshold: float | None = None,
                camera_logits=None) -> tuple:
@@ -175,6 +224,8 @@ class Predictor:
 
     def close(self) -> None:
         self._preprocess.close()
+        for preprocess in self._batch_preprocess:
+            preprocess.close()
         self.segmenter.close()
         self.text_engine.close()
 

@@ -50,8 +50,53 @@ class LatestFrameSlot:
         return self._closed
 
 
+class LatestFrameSlots:
+    """Newest-frame-only slots for several cameras that one worker serves: put(key, item) never blocks and
+    keeps only the newest item per key; take(timeout) returns every waiting item at once, [(key, item)] in
+    the order of `keys` (the frames the worker runs as one batch), or None on timeout/close. Each key counts
+    its own received and dropped (overwritten before taken) items."""
+
+    def __init__(self, keys):
+        self.keys = tuple(keys)
+        if not self.keys or len(set(self.keys)) != len(self.keys):
+            raise ValueError("LatestFrameSlots needs distinct keys, got %r" % (self.keys,))
+        self._condition = threading.Condition()
+        self._items: dict = {}
+        self._closed = False
+        self.received = dict.fromkeys(self.keys, 0)
+        self.dropped = dict.fromkeys(self.keys, 0)
+
+    def put(self, key, item) -> None:
+        with self._condition:
+            self.received[key] += 1
+            if key in self._items:
+                self.dropped[key] += 1
+            self._items[key] = item
+            self._condition.notify()
+
+    def take(self, timeout: float | None = None):
+        with self._condition:
+            if not self._items and not self._closed:
+                self._condition.wait(timeout)
+            if not self._items:
+                return None
+            items, self._items = self._items, {}
+        return [(key, items[key]) for key in self.keys if key in items]
+
+    def close(self) -> None:
+        """Wake a waiting take(); later takes return what is left, then None."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
 class FrameWorker:
-    """A thread that takes items from a LatestFrameSlot and calls handle(item) until stopped.
+    """A thread that takes items from a LatestFrameSlot (or the item lists of a LatestFrameSlots) and calls
+    handle(item) until stopped.
 
     handle() must not raise; if it does anyway, on_error(exception) is called and the worker goes on, so a
     bad frame can never stop the pipeline.

@@ -40,13 +40,17 @@ def image_msg(array: np.ndarray, encoding: str, header):
     return msg
 
 
-def objects_payload(sec: int, nanosec: int, frame_id: str, action, objects, image_hw, timings_ms=None) -> dict:
-    """The /actiseg/objects document (README.md, section `/actiseg/objects`). timings_ms: this frame's stage times."""
+def objects_payload(sec: int, nanosec: int, frame_id: str, action, objects, image_hw, timings_ms=None,
+                    camera: str = "", batch_size: int = 1) -> dict:
+    """The ~/objects document (README.md, section `/actiseg/objects`). timings_ms: this frame's stage times;
+    camera: the camera's name ('' for the single camera); batch_size: frames run in the same engine call."""
     return {
         "stamp": {"sec": int(sec), "nanosec": int(nanosec)},
         "frame_id": frame_id,
+        "camera": camera,
         "action": None if action is None else action.narration,
         "image_size": [int(image_hw[1]), int(image_hw[0])],
+        "batch_size": int(batch_size),
         "timings_ms": {k: round(float(v), 2) for k, v in (timings_ms or {}).items()},
         "objects": [{"id": o.id, "name": o.name, "score": round(float(o.score), 4),
                      "raw_score": round(float(o.raw_score), 4), "active": bool(o.active),
@@ -55,12 +59,12 @@ def objects_payload(sec: int, nanosec: int, frame_id: str, action, objects, imag
     }
 
 
-def objects_msg(header, action, objects, image_hw, timings_ms=None):
+def objects_msg(header, action, objects, image_hw, timings_ms=None, camera: str = "", batch_size: int = 1):
     from std_msgs.msg import String
 
     msg = String()
     msg.data = json.dumps(objects_payload(header.stamp.sec, header.stamp.nanosec, header.frame_id, action, objects,
-                                          image_hw, timings_ms), separators=(",", ":"))
+                                          image_hw, timings_ms, camera, batch_size), separators=(",", ":"))
     return msg
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actiseg_ros.inference.engines.select import AUTO, BACKENDS
+from actiseg_ros.ros.names import check_camera_name
 
 BACKEND_CHOICES = (AUTO,) + BACKENDS
 IMAGE_QOS_CHOICES = ("sensor_data", "reliable", "system_default")
@@ -40,19 +41,22 @@ PARAMETERS = (
     ParamSpec("max_image_pixels", 4096 * 4096, "larger images are refused with a warning",
               value_range=(1, 1 << 28)),
     ParamSpec("use_cv_bridge", True, "convert images with cv_bridge when a working one is installed"),
+    ParamSpec("cameras", [""], "camera names served by one model: for each name C the node subscribes C/image_raw "
+              "and publishes ~/C/mask, ~/C/labels, ~/C/objects, ~/C/overlay; frames of several cameras waiting "
+              "together run as one batch. Empty: one camera, camera/image_raw -> ~/mask, ..."),
     ParamSpec("image_qos", "sensor_data", "camera subscription QoS: sensor_data (best effort, depth 1), reliable "
               "(depth 1) or system_default; must be compatible with the camera's publisher", choices=IMAGE_QOS_CHOICES),
     ParamSpec("output_qos", "reliable", "QoS of the outputs: reliable (depth 2; best-effort and reliable "
               "subscribers both match) or sensor_data", choices=OUTPUT_QOS_CHOICES),
     ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", value_range=(0.1, 60.0)),
-    ParamSpec("action", "", "action in force at start (same forms as /actiseg/action); setting it at run time acts "
+    ParamSpec("action", "", "action in force at start (same forms as ~/action); setting it at run time acts "
               "like publishing it", runtime=True),
     ParamSpec("always_objects", ["left hand", "right hand"], "objects added to every action's candidates",
               runtime=True),
     ParamSpec("objects", [""], "more objects added to every action's candidates (empty strings are ignored)",
               runtime=True),
-    ParamSpec("positive_gate", 0.75, "an object is active (segmented) when its positive score reaches this",
-              value_range=(0.0, 1.0), runtime=True),
+    ParamSpec("positive_gate", 0.0, "an object is active (segmented) when its positive score reaches this; 0: the "
+              "model card's gate", value_range=(0.0, 1.0), runtime=True),
     ParamSpec("mask_threshold", 0.0, "mask probability a pixel needs to belong to an active object; 0: the model "
               "card's threshold (calibrated on held-out data by `actiseg calibrate`)", value_range=(0.0, 0.99),
               runtime=True),
@@ -62,7 +66,7 @@ PARAMETERS = (
               value_range=(0.01, 1.0), runtime=True),
     ParamSpec("smoothing.hysteresis", 0.1, "an active object switches off only below positive_gate minus this",
               value_range=(0.0, 0.5), runtime=True),
-    ParamSpec("publish_overlay", True, "publish /actiseg/overlay (drawn only while someone subscribes)",
+    ParamSpec("publish_overlay", True, "publish ~/overlay (drawn only while someone subscribes)",
               runtime=True),
     ParamSpec("overlay_alpha", 0.5, "opacity of the object colours in the overlay", value_range=(0.0, 1.0),
               runtime=True),
@@ -85,6 +89,7 @@ class Settings:
     max_objects: int
     max_image_pixels: int
     use_cv_bridge: bool
+    cameras: tuple
     image_qos: str
     output_qos: str
     diagnostics_period: float
@@ -142,6 +147,12 @@ def make_settings(values: dict) -> Settings:
         raise ValueError("parameter input_size must be [height, width] (or [0, 0]), got %r" % (list(size),))
     converted["objects"] = tuple(n for n in converted["objects"] if n.strip())
     converted["always_objects"] = tuple(n for n in converted["always_objects"] if n.strip())
+    try:
+        converted["cameras"] = tuple(check_camera_name(n) for n in converted["cameras"] if n)
+    except ValueError as err:
+        raise ValueError("parameter cameras: %s" % err) from None
+    if len(set(converted["cameras"])) != len(converted["cameras"]):
+        raise ValueError("parameter cameras names a camera twice: %r" % (list(converted["cameras"]),))
     return Settings(**converted)
 
 

@@ -1,10 +1,16 @@
 """One camera frame -> the node's outputs, with no ROS in sight: the action in force, its prompts, the model,
 temporal smoothing of the positive scores and the label image.
 
-Thread model: request_action() and update_settings() are called from the ROS executor; process() from the
-inference worker. A new action is parsed (and refused) at once, but only applied at the start of the next
-process() call, so a frame is always segmented with one consistent set of prompts and an action change
-takes effect with the next frame the worker takes.
+Thresholds have one source: the model card's positive gate and mask threshold, each overridden by its
+parameter when that is not 0 (as Predictor takes the card's unless told otherwise).
+
+Several cameras share one pipeline (one model, one engine): process_batch() runs the frames that waited
+together through one engine call; each camera keeps its own score smoothing.
+
+Thread model: request_action() and update_settings() are called from the ROS executor; process() and
+process_batch() from the inference worker. A new action is parsed (and refused) at once, but only applied at
+the start of the next process() call, so a frame is always segmented with one consistent set of prompts and an
+action change takes effect with the next frame the worker takes.
 """
 from __future__ import annotations
 
@@ -49,7 +55,7 @@ class PerceptionPipeline:
         self.vocabulary = vocabulary
         self._lock = threading.Lock()
         self._settings = settings
-        self._smoother = ScoreSmoother(settings.smoothing_alpha, settings.smoothing_hysteresis)
+        self._smoothers: dict = {}  # camera name -> ScoreSmoother (each camera's frames form their own sequence)
         self._action_text = ""  # the last accepted command, re-parsed when the candidate parameters change
         self._pending: tuple | None = None  # (ActionCommand | None,) waiting for the worker
         self._current: ActionCommand | None = None
@@ -93,12 +99,25 @@ class PerceptionPipeline:
     def action(self) -> ActionCommand | None:
         return self._current
 
+    def thresholds(self, settings: Settings | None = None) -> tuple:
+        """(positive gate, mask threshold) in force: a parameter's value, or the model card's where it is 0."""
+        settings = settings or self._settings
+        return (settings.positive_gate or self.predictor.card.positive_gate,
+                settings.mask_threshold or self.predictor.card.mask_threshold)
+
     # --- worker side ------------------------------------------------------------------------------------
+
+    def _smoother(self, camera: str, settings: Settings) -> ScoreSmoother:
+        smoother = self._smoothers.get(camera)
+        if smoother is None:
+            smoother = self._smoothers[camera] = ScoreSmoother(settings.smoothing_alpha, settings.smoothing_hysteresis)
+        return smoother
 
     def _apply_pending(self, settings: Settings) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
-        self._smoother.configure(settings.smoothing_alpha, settings.smoothing_hysteresis)
+        for smoother in self._smoothers.values():
+            smoother.configure(settings.smoothing_alpha, settings.smoothing_hysteresis)
         if pending is None:
             return
         command = pending[0]
@@ -109,35 +128,65 @@ class PerceptionPipeline:
         else:
             self._prompts = []
         self._current = command
-        self._smoother.reset()
+        for smoother in self._smoothers.values():
+            smoother.reset()
 
-    def process(self, rgb: np.ndarray) -> FrameResult:
+    def process(self, rgb: np.ndarray, camera: str = "") -> FrameResult:
         """(H, W, 3) uint8 RGB -> FrameResult. With no action in force the model is not run: empty outputs."""
         settings = self._settings
         began = time.perf_counter()
         self._apply_pending(settings)
         command = self._current
-        height, width = rgb.shape[:2]
         timings = {"prompts": 1000 * (time.perf_counter() - began)}
         if command is None:
-            labels = np.zeros((height, width), np.uint8)
-            return FrameResult(labels=labels, mask=labels.copy(), objects=[], action=None, timings_ms=timings)
+            return _empty_result(rgb, timings)
         mask_logits, positive_logits, box, model_timings = self.predictor.infer(rgb)
         timings.update(model_timings)
+        return self._decide(camera, rgb, command, settings, mask_logits, positive_logits, box, timings)
+
+    def process_batch(self, frames):
+        """[(camera, rgb)] -> FrameResult per frame, in order, yielded as each is ready (so the first can be
+        published while the next is post-processed). The frames run through the model in one engine call; each
+        result's timings_ms holds that call's shared stage times (prompts, preprocess, segmenter) and its own
+        postprocess. One frame takes exactly process()'s path."""
+        if len(frames) == 1:
+            camera, rgb = frames[0]
+            yield self.process(rgb, camera)
+            return
+        settings = self._settings
+        began = time.perf_counter()
+        self._apply_pending(settings)
+        command = self._current
+        shared = {"prompts": 1000 * (time.perf_counter() - began)}
+        if command is None:
+            for _camera, rgb in frames:
+                yield _empty_result(rgb, dict(shared))
+            return
+        outputs, model_timings = self.predictor.infer_batch([rgb for _camera, rgb in frames])
+        shared.update(model_timings)
+        for (camera, rgb), (mask_logits, positive_logits, box) in zip(frames, outputs):
+            yield self._decide(camera, rgb, command, settings, mask_logits, positive_logits, box, dict(shared))
+
+    def _decide(self, camera, rgb, command, settings, mask_logits, positive_logits, box, timings) -> FrameResult:
         post_began = time.perf_counter()
+        gate, mask_threshold = self.thresholds(settings)
         raw = sigmoid(np.asarray(positive_logits, np.float32)).astype(np.float32)  # (K,)
         if settings.smoothing_enabled:
-            scores, active = self._smoother.update(raw, settings.positive_gate)
+            scores, active = self._smoother(camera, settings).update(raw, gate)
         else:
-            scores, active = raw, raw >= settings.positive_gate
-        labels, results = self.predictor.decide(mask_logits, box, (height, width), scores, active,
-                                                settings.mask_threshold or None)  # 0: the model card's
+            scores, active = raw, raw >= gate
+        labels, results = self.predictor.decide(mask_logits, box, rgb.shape[:2], scores, active, mask_threshold)
         objects = [ObjectOutput(id=r.index + 1, name=command.objects[r.index], prompt=r.prompt, score=float(r.score),
                                 raw_score=float(raw[r.index]), active=r.active, bbox=r.bbox, area=r.area)
                    for r in results]
         mask = cv2.compare(labels, 0, cv2.CMP_GT)  # 255 where labelled
         timings["postprocess"] = 1000 * (time.perf_counter() - post_began)
         return FrameResult(labels=labels, mask=mask, objects=objects, action=command, timings_ms=timings)
+
+
+def _empty_result(rgb: np.ndarray, timings: dict) -> FrameResult:
+    labels = np.zeros(rgb.shape[:2], np.uint8)
+    return FrameResult(labels=labels, mask=labels.copy(), objects=[], action=None, timings_ms=timings)
 
 
 # --- construction (at configure) ---------------------------------------------------------------------------
@@ -170,7 +219,8 @@ def create_pipeline(settings: Settings) -> PerceptionPipeline:
                              "to the output of `actiseg export`" % model_dir)
     try:
         predictor = Predictor(model_dir, backend=settings.backend, fallback=settings.fallback_backend or None,
-                              threads=settings.threads, max_k=settings.max_objects)
+                              threads=settings.threads, max_k=settings.max_objects,
+                              max_batch=max(1, len(settings.cameras)))
     except Exception as err:  # model card, graph, backend errors: all end the configure transition, never the node
         raise ConfigureError("cannot load the model in %s: %s" % (model_dir, err)) from None
     expected = tuple(settings.input_size)

@@ -42,13 +42,16 @@ def ros_arguments(params: dict, params_file=None, remaps: dict | None = None) ->
 class ChildNode:
     """A node process whose output goes to a log file."""
 
-    def __init__(self, module: str, log_path, params: dict, params_file=None, remaps: dict | None = None):
-        """remaps: {from: to}, e.g. {'/camera/image_raw': '/my/camera'} or {'__ns': '/robot1'}."""
+    def __init__(self, module: str, log_path, params: dict, params_file=None, remaps: dict | None = None,
+                 process_group: int | None = None):
+        """remaps: {from: to}, e.g. {'camera/image_raw': '/my/camera'} or {'__ns': '/robot1'}; process_group:
+        as subprocess.Popen's (0: a new group led by this process), so a test can signal a group as launch
+        does."""
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen([sys.executable, "-m", module] + ros_arguments(params, params_file, remaps),
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+                                        stdout=self._log, stderr=subprocess.STDOUT, process_group=process_group)
 
     @property
     def pid(self) -> int:
