@@ -47,7 +47,7 @@ from actiseg_ros.data.synth_labels import (hand_object_boxes, ids_in_boxes, obje
 from actiseg_ros.data.synth_motion import ACT_END, APPROACH_END, act_times, frame_state
 from actiseg_ros.data.synth_render import SceneRenderer
 from actiseg_ros.data.synth_scene import Action, Scene, SceneConfig, related_objects, sample_scene
-from actiseg_ros.data import taxonomy
+from actiseg_ros.data import synth_domain, taxonomy
 
 REFERENCE_SIZE = (320, 180)  # where hand-object boxes and visibility are measured
 MIN_VISIBLE_PIXELS = 12  # at REFERENCE_SIZE; an object must show this much in some annotated frame
@@ -168,11 +168,13 @@ def evaluate_action(scene: Scene, action: Action, start: int, n_frames: int,
     return PlannedAction(action=action, start=start, frames=frames, times=times, flags=flags)
 
 
-def plan_scene(uid: int, seed: int, n_actions: int, n_frames: int, objects: tuple = (7, 10)) -> ScenePlan:
+def plan_scene(uid: int, seed: int, n_actions: int, n_frames: int, objects: tuple = (7, 10),
+               domain: str = "kitchen") -> ScenePlan:
     """A scene with `n_actions` valid actions (evaluate_action) laid end to end, whose narrations and
     positive sets all differ; candidates naming more reference objects are tried first. Resamples the scene
     (derived seeds) until that holds."""
-    config = SceneConfig(objects=objects, candidate_actions=max(9, 2 * n_actions + 1))
+    config = SceneConfig(objects=objects, candidate_actions=max(9, 2 * n_actions + 1),
+                         domain=synth_domain.domain(domain))
     for attempt in range(40):
         scene = sample_scene(uid, seed if attempt == 0 else scene_seed(seed, 99, attempt), config)
         renderer = SceneRenderer(scene, *REFERENCE_SIZE, labels_only=True)
@@ -197,8 +199,9 @@ def plan_scene(uid: int, seed: int, n_actions: int, n_frames: int, objects: tupl
     raise RuntimeError("no valid scene for uid %d seed %d after 40 attempts" % (uid, seed))
 
 
-def plan_dataset(preset: Preset, seed: int, progress: bool = False) -> DatasetPlan:
-    """Scenes, actions and labels of a whole data set, without drawing colour frames."""
+def plan_dataset(preset: Preset, seed: int, progress: bool = False, domain: str = "kitchen") -> DatasetPlan:
+    """Scenes, actions and labels of a whole data set, without drawing colour frames. `domain`: a
+    synth_domain.DOMAINS name (the shipped model's `kitchen`, or the held-out `kitchen_b`)."""
     plan = DatasetPlan(preset=preset, seed=seed)
     jobs = [("train", 0, i, i) for i in range(preset.train_scenes)]
     jobs += [("val", 1, i, preset.train_scenes + i) for i in range(preset.val_scenes)]
@@ -210,7 +213,7 @@ def plan_dataset(preset: Preset, seed: int, progress: bool = False) -> DatasetPl
     per_split: dict = {"train": [], "val": [], "val_human": []}
     for split, code, index, uid in iterator:
         scene_plan = plan_scene(uid, scene_seed(seed, code, index), preset.actions_per_scene,
-                                preset.frames_per_segment, preset.objects)
+                                preset.frames_per_segment, preset.objects, domain)
         for k in range(len(scene_plan.actions)):
             target = split if split == "train" else ("val" if k % 2 == 0 else "val_human")
             per_split[target].append((scene_plan, k))

@@ -1,6 +1,7 @@
 """`actiseg synth`: generate a synthetic egocentric action data set in the ActionVOS layout.
 
     actiseg synth --preset default --seed 0 --out data/synth [--size 427x240] [--contact-sheet sheet.png]
+                  [--domain kitchen_b]
 
 Writes JPEGImages_Sparse / Annotations_Sparse / Weights_Sparse and ImageSets/{train,val,val_human}.json under
 --out, plus synth_info.json (preset, seed, size, statistics). The same seed gives the same data set.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from actiseg_ros.data import actionvos
 from actiseg_ros.data.synth import PRESETS, dataset_stats, plan_dataset, write_dataset
+from actiseg_ros.data.synth_domain import DOMAINS
 
 LAYOUT_DIRS = (actionvos.IMAGES, actionvos.ANNOTATIONS, actionvos.WEIGHTS, actionvos.IMAGE_SETS)
 
@@ -33,6 +35,9 @@ def parse_size(text: str) -> tuple:
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
                         help="data set size: tiny (tests, seconds) or default (training, minutes)")
+    parser.add_argument("--domain", choices=sorted(DOMAINS), default="kitchen",
+                        help="kind of kitchen: kitchen (the shipped model's data) or kitchen_b (a held-out domain: "
+                             "six new object classes, another look; for fine-tuning experiments)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same data")
     parser.add_argument("--out", required=True, help="root folder of the ActionVOS layout to write")
     parser.add_argument("--size", default=None, help="frame size WIDTHxHEIGHT (default: the preset's)")
@@ -57,12 +62,12 @@ def main(args) -> int:
         shutil.rmtree(root / folder)
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    plan = plan_dataset(preset, args.seed, progress=True)
+    plan = plan_dataset(preset, args.seed, progress=True, domain=args.domain)
     segments = write_dataset(plan, root, size=size, progress=True)
     elapsed = time.perf_counter() - started
     stats = dataset_stats(plan)
     frames = sum(len(s.sparse_frames) for s in segments)
-    info = {"generator": "actiseg_ros.data.synth", "preset": preset.name, "seed": args.seed,
+    info = {"generator": "actiseg_ros.data.synth", "preset": preset.name, "seed": args.seed, "domain": args.domain,
             "size": {"width": size[0], "height": size[1]}, "frames": frames, "seconds": round(elapsed, 1),
             "splits": stats}
     (root / "synth_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -26,7 +26,7 @@ from actiseg_ros.data.synth_sprites import HELD, ON_TOP, grip_point
 from actiseg_ros.data.taxonomy import HAND_NAMES
 
 APPROACH_END, ACT_END = 0.2, 0.8
-SIDE_GRIP = frozenset({"bottle", "jug", "cup", "glass", "onion", "tomato", "potato", "sponge"})
+SIDE_GRIP = frozenset({"bottle", "jug", "cup", "glass", "onion", "tomato", "potato", "sponge", "jar", "kettle"})
 FPS = 30.0
 
 

@@ -123,6 +123,15 @@ def render_background(scene: Scene, width: int, height: int) -> np.ndarray:
     elif bg.counter_kind == "marble":
         veins = np.abs(np.sin((xs * 0.004 + ys * 0.003 + coarse * 1.6 + 0.25 * fine) * math.pi))
         field = 1.0 - 0.2 * (veins < 0.04) - 0.06 * (veins < 0.12) + 0.04 * (fine - 0.5)
+    elif bg.counter_kind == "steel":  # brushed stainless steel (kitchen_b): streaks along x, soft reflections
+        streaks = _value_noise(rng, cw, max(ch // 8, 4), 4 * detail)
+        streaks = cv2.resize(streaks, (cw, ch), interpolation=cv2.INTER_LINEAR)
+        field = 0.9 + 0.12 * (streaks - 0.5) + 0.16 * (coarse - 0.5) + 0.03 * (fine - 0.5)
+    elif bg.counter_kind == "tiles":  # small square tiles with dark grout (kitchen_b)
+        size = rng.uniform(28, 48)
+        grout = ((np.mod(xs, size) < 2.5) | (np.mod(ys, size) < 2.5)).astype(np.float32)
+        per_tile = _value_noise(rng, cw, ch, WORLD_W / size)
+        field = (0.93 + 0.1 * per_tile + 0.03 * (fine - 0.5)) * (1 - 0.45 * grout)
     else:
         field = 0.97 + 0.06 * (fine - 0.5) + 0.03 * (coarse - 0.5)
     canvas = base * field[..., None]
@@ -146,10 +155,10 @@ def render_background(scene: Scene, width: int, height: int) -> np.ndarray:
         canvas[lip] = base * 1.12
     to_px = translation(px, py) @ world_to_image(width, height)
     for obj in scene.objects:  # what doors and drawers reveal when they open
-        if obj.key in ("drawer", "fridge"):
+        if obj.key in ("drawer", "fridge", "cupboard"):
             outline = rounded_rect(0, 0, obj.look.w * 0.98, obj.look.h * 0.96, 3)
             poly = transform_points(to_px @ obj.pose.matrix(), outline)
-            inside = (32, 28, 26) if obj.key == "drawer" else (226, 232, 236)
+            inside = {"drawer": (32, 28, 26), "fridge": (226, 232, 236), "cupboard": (92, 70, 52)}[obj.key]
             cv2.fillPoly(canvas, [np.round(poly).astype(np.int32)], inside)
             if obj.key == "fridge":
                 _fridge_inside(canvas, to_px, obj, rng)
@@ -202,6 +211,8 @@ def lighting(scene: Scene, width: int, height: int) -> np.ndarray:
     X, Y = np.meshgrid(xs, ys)
     ramp = X * math.cos(bg.light_dir) + Y * math.sin(bg.light_dir)
     gain = 1.0 + 2 * bg.light_strength * ramp - 0.35 * (X ** 2 + Y ** 2)
+    if bg.exposure != 1.0:  # only other domains set it: the kitchen's numbers stay as they were
+        gain = gain * np.float32(bg.exposure)
     return (gain[..., None] * np.asarray(bg.tint, np.float32)).astype(np.float32)
 
 

@@ -65,6 +65,7 @@ class Background:
     tint: tuple  # per-channel white balance multipliers
     noise_sigma: float
     clutter: int  # unlabelled blobs (stains, crumbs, packets) drawn into the background
+    exposure: float = 1.0  # overall light level (a domain's dimmer or brighter kitchen)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Scene:
     objects: tuple  # SceneObject, ordered as generated
     hands: HandLook
     actions: tuple = ()
+    domain: str = "kitchen"  # synth_scene.Domain name
 
     def object(self, name: str) -> SceneObject:
         for obj in self.objects:
@@ -192,7 +194,8 @@ ACTION_KINDS: tuple = (
     ActionKind("pour", "pour", ("glass", "cup", "bowl", "pan", "pot"),
                ("pour {liquid} into {target}", "pour {liquid} from {tool} into {target}", "pour {liquid} in {target}"),
                tools=("bottle", "jug"), weight=1.3,
-               ref_templates=("pour {liquid} into {target} over {ref}", "pour {liquid} from {tool} into {target} next to {ref}",
+               ref_templates=("pour {liquid} into {target} over {ref}",
+                              "pour {liquid} from {tool} into {target} next to {ref}",
                               "pour {liquid} into {target} between {ref} and {ref2}"),
                refs=("sink", "plate", "chopping-board", "knife")),
     ActionKind("mix", "stir", ("pot", "bowl", "pan"), ("stir {target} with {tool}", "stir {target}",
@@ -217,7 +220,8 @@ ACTION_KINDS: tuple = (
                supports=("sink",), weight=0.6,
                ref_templates=("turn on {target} to rinse {ref}", "turn on {target} to wash {ref}",
                               "turn on {target} to rinse {ref} and {ref2}"), refs=WASHABLE),
-    ActionKind("turn-off", "tap_off", ("tap",), ("turn off {target}", "turn {target} off"), supports=("sink",), weight=0.6,
+    ActionKind("turn-off", "tap_off", ("tap",), ("turn off {target}", "turn {target} off"), supports=("sink",),
+               weight=0.6,
                ref_templates=("turn off {target} after rinsing {ref}",
                               "turn off {target} after washing {ref} and {ref2}"), refs=WASHABLE),
 )
@@ -232,6 +236,30 @@ PAIR_PROBABILITY = 0.9  # share of those that name two ("take knife from between
 STAPLE_REF_WEIGHT = 1.5  # references are mostly staples, as in real narrations ("next to the sink")
 
 LIQUIDS = {"bottle": ("oil", "water", "vinegar"), "jug": ("water", "milk", "juice")}
+
+FIXTURE_KEYS = ("drawer", "fridge", "tap", "cupboard")  # targets that exist only where the scene has the fixture
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What kind of kitchen a scene comes from: its object classes, staples, action kinds and look.
+
+    `KITCHEN` (below) is the generator as it always was (the shipped model's data); other domains
+    (synth_domain.py) swap these tables to make a held-out domain. Sampling consumes random numbers in the
+    same order for every domain, so KITCHEN's scenes are exactly those of earlier versions.
+    """
+
+    name: str
+    classes: tuple  # object class keys a scene may hold (fillers are the non-fixtures among them)
+    fixtures: tuple  # (fixture key, probability) in sampling order; a sink brings its tap
+    staples: dict  # class key -> probability that a scene holds it (references prefer staples)
+    common: dict  # filler weights (classes not listed weigh 1)
+    action_kinds: tuple
+    put_on: dict  # what may be put on what
+    liquids: dict  # pouring tool key -> liquids narrated
+    background: object = None  # (rng, has_drawer) -> Background; None: the kitchen's
+    camera: float = 1.0  # object and hand size factor: > 1 a camera closer to the counter
+
 
 # --- sampling helpers ----------------------------------------------------------------------------------
 
@@ -266,9 +294,9 @@ def footprint(look: Look, pose: Pose) -> _Box:
 
 
 def _rest_angle(key: str, rng: np.random.Generator) -> float:
-    if key in ("bottle", "jug"):
+    if key in ("bottle", "jug", "kettle"):
         return -math.pi / 2 + rng.uniform(-0.12, 0.12)  # upright: their local +x is up
-    if key in ("knife", "spoon", "peeler", "carrot", "bread"):
+    if key in ("knife", "spoon", "peeler", "carrot", "bread", "fork", "spatula"):
         return rng.uniform(-math.pi, math.pi)
     if key in ("chopping-board", "cloth", "sponge", "pan", "pot", "cup"):
         return rng.uniform(-0.2, 0.2) + (math.pi if key in ("pan", "cup") and rng.random() < 0.5 else 0.0)
@@ -301,12 +329,12 @@ def _sample_background(rng: np.random.Generator, has_drawer: bool) -> Background
     )
 
 
-def _sample_hands(rng: np.random.Generator) -> HandLook:
+def _sample_hands(rng: np.random.Generator, camera: float = 1.0) -> HandLook:
     left, right = taxonomy.HAND_NAMES
     return HandLook(
         skin=tuple(float(np.clip(c + rng.uniform(-12, 12), 0, 255)) for c in _pick(rng, SKIN_TONES)),
         sleeve=tuple(float(np.clip(c + rng.uniform(-15, 15), 0, 255)) for c in _pick(rng, SLEEVES)),
-        scale=float(rng.uniform(0.9, 1.1)),
+        scale=float(rng.uniform(0.9, 1.1)) * camera,
         elbow={left: (float(rng.uniform(90, 230)), float(rng.uniform(600, 660))),
                right: (float(rng.uniform(624, 764)), float(rng.uniform(600, 660)))},
         rest={left: (float(rng.uniform(150, 250)), float(rng.uniform(440, 462))),
@@ -353,6 +381,7 @@ class SceneConfig:
     objects: tuple = (7, 10)  # objects per scene (hands not counted), inclusive range
     candidate_actions: int = 9  # actions proposed per scene (the planner keeps the valid ones)
     duration: tuple = (60, 90)  # frames per action (approach + act + return)
+    domain: Domain | None = None  # None: KITCHEN, the shipped model's domain
 
 
 def _needs(kind: ActionKind, target_key: str) -> list:
@@ -389,6 +418,8 @@ def sample_scene(uid: int, seed: int, config: SceneConfig | None = None) -> Scen
     moves on to derived streams (layout_rng). RuntimeError only when LAYOUT_STREAMS streams all fail, which
     means the object range does not fit on the counter."""
     config = config or SceneConfig()
+    if config.domain is None:
+        config = replace(config, domain=KITCHEN)
     for stream in range(LAYOUT_STREAMS):
         rng = layout_rng(seed, stream)
         for _attempt in range(LAYOUT_ATTEMPTS):
@@ -401,17 +432,18 @@ def sample_scene(uid: int, seed: int, config: SceneConfig | None = None) -> Scen
 
 
 def _try_scene(uid: int, seed: int, rng: np.random.Generator, config: SceneConfig) -> Scene | None:
+    domain = config.domain
     n_objects = int(rng.integers(config.objects[0], config.objects[1] + 1))
-    fixtures = [k for k, p in (("fridge", 0.3), ("drawer", 0.35), ("sink", STAPLES["sink"])) if rng.random() < p]
+    fixtures = [k for k, p in domain.fixtures if rng.random() < p]
     if "sink" in fixtures:
         fixtures.append("tap")
     # Kitchen staples first (every kitchen has them), then the main actions and the objects they need, as
     # long as they fit in the scene's object count; then random fillers.
-    keys: list = list(fixtures) + [k for k, p in STAPLES.items() if k != "sink" and rng.random() < p]
+    keys: list = list(fixtures) + [k for k, p in domain.staples.items() if k != "sink" and rng.random() < p]
     board_foods: list = []
     for _ in range(3):
-        kind = _weighted_kind(rng)
-        allowed = [k for k in kind.targets if k not in ("drawer", "fridge", "tap") or k in fixtures]
+        kind = _weighted_kind(rng, domain)
+        allowed = [k for k in kind.targets if k not in FIXTURE_KEYS or k in fixtures]
         if kind.supports and kind.supports[0] == "sink" and "sink" not in fixtures:
             continue
         if not allowed:
@@ -424,23 +456,24 @@ def _try_scene(uid: int, seed: int, rng: np.random.Generator, config: SceneConfi
         if kind.motion in ("cut", "peel") and target not in board_foods:
             board_foods.append(target)
     needed = set(keys)
-    fillers = [c.key for c in taxonomy.OBJECT_CLASSES if c.key not in keys and c.kind != "fixture"]
-    weights = np.array([COMMON.get(k, 1.0) for k in fillers])
-    fillers = [fillers[i] for i in rng.choice(len(fillers), size=len(fillers), replace=False, p=weights / weights.sum())]
+    fillers = [k for k in domain.classes if k not in keys and taxonomy.object_class(k).kind != "fixture"]
+    weights = np.array([domain.common.get(k, 1.0) for k in fillers])
+    fillers = [fillers[i] for i in rng.choice(len(fillers), size=len(fillers), replace=False,
+                                              p=weights / weights.sum())]
     # A few spare fillers: those that find no room are left out, the scene keeps at least its minimum.
     keys += fillers[: max(n_objects - len(keys), 0) + 2]
     if len(needed) > config.objects[1] + 2:
         return None
 
-    background = _sample_background(rng, "drawer" in keys)
-    hands = _sample_hands(rng)
+    background = (domain.background or _sample_background)(rng, "drawer" in keys)
+    hands = _sample_hands(rng, domain.camera)
     layout = _Layout(rng, background, hands)
     objects = []
     names = {}
     looks = {}
     for key in keys:
         names[key] = _pick_name(rng, key)
-        looks[key] = sample_look(key, names[key], rng)
+        looks[key] = sample_look(key, names[key], rng, domain.camera)
     # Fixtures first: their places are constrained.
     poses: dict = {}
     if "fridge" in keys:
@@ -455,6 +488,17 @@ def _try_scene(uid: int, seed: int, rng: np.random.Generator, config: SceneConfi
         look = looks["drawer"]
         pose = Pose(float(rng.uniform(270, 584)), background.counter_edge + 8 + look.h / 2, 0.0)
         poses["drawer"] = pose
+    if "cupboard" in keys:  # a wall cupboard hanging above the counter
+        look = looks["cupboard"]
+        for _ in range(40):  # on the wall, its bottom edge a little below the wall line (within hands' reach)
+            pose = Pose(float(rng.uniform(layout.x0 + look.w / 2, layout.x1 - look.w / 2)),
+                        background.wall_h - look.h / 2 + float(rng.uniform(25, 45)), 0.0)
+            if not any(footprint(look, pose).overlaps(other, 10) for other in layout.boxes):
+                break
+        else:
+            return None
+        poses["cupboard"] = pose
+        layout.reserve(footprint(look, pose))
     if "sink" in keys:
         look = looks["sink"]
         for _ in range(40):
@@ -507,15 +551,18 @@ def _try_scene(uid: int, seed: int, rng: np.random.Generator, config: SceneConfi
         objects.append(SceneObject(name=names[key], key=key, class_id=cls.class_id, look=looks[key],
                                    pose=poses[key], layer=layer, support=support))
     scene = Scene(uid=uid, seed=seed, background=background, objects=tuple(objects), hands=hands)
+    if domain is not KITCHEN:
+        scene = replace(scene, domain=domain.name)
     actions = propose_actions(scene, rng, config)
     if len(actions) < 2:
         return None
     return replace(scene, actions=tuple(actions))
 
 
-def _weighted_kind(rng: np.random.Generator) -> ActionKind:
-    weights = np.array([k.weight for k in ACTION_KINDS])
-    return ACTION_KINDS[int(rng.choice(len(ACTION_KINDS), p=weights / weights.sum()))]
+def _weighted_kind(rng: np.random.Generator, domain: Domain) -> ActionKind:
+    kinds = domain.action_kinds
+    weights = np.array([k.weight for k in kinds])
+    return kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
 
 
 def _narration_name(rng: np.random.Generator, obj: SceneObject) -> str:
@@ -527,8 +574,9 @@ def _narration_name(rng: np.random.Generator, obj: SceneObject) -> str:
     return _pick(rng, options)
 
 
-def feasible(kind: ActionKind, scene: Scene) -> list:
-    """(target, roles) pairs this kind of action can be done with in the scene."""
+def feasible(kind: ActionKind, scene: Scene, put_on: dict | None = None) -> list:
+    """(target, roles) pairs this kind of action can be done with in the scene (`put_on`: the domain's)."""
+    put_on = PUT_ON if put_on is None else put_on
     out = []
     present = {o.key: o for o in scene.objects}
     for key in kind.targets:
@@ -538,7 +586,7 @@ def feasible(kind: ActionKind, scene: Scene) -> list:
         if kind.motion in ("place", "place_beside"):
             if any(o.support == target.name for o in scene.objects):
                 continue
-            for support in PUT_ON.get(key, ()):
+            for support in put_on.get(key, ()):
                 if support in present and target.support is None:
                     out.append((target, {"support": present[support]}))
             continue
@@ -581,26 +629,27 @@ def related_objects(scene: Scene, action: Action) -> set:
 
 def propose_actions(scene: Scene, rng: np.random.Generator, config: SceneConfig) -> list:
     """Candidate actions for a scene: distinct (verb, target) pairs, specific kinds before generic ones."""
+    domain = config.domain or KITCHEN
     proposals = []
     seen = set()
-    kinds = list(ACTION_KINDS)
+    kinds = list(domain.action_kinds)
     weights = np.array([k.weight for k in kinds])
     order = rng.choice(len(kinds), size=len(kinds), replace=False, p=weights / weights.sum())
     specific = [kinds[i] for i in order if kinds[i].motion not in ("pick", "push")]
     generic = [kinds[i] for i in order if kinds[i].motion in ("pick", "push")]
     for kind in specific + generic:
-        options = feasible(kind, scene)
+        options = feasible(kind, scene, domain.put_on)
         rng.shuffle(options)
         for target, roles in options[:2]:
             if (kind.verb, target.key) in seen or len(proposals) >= config.candidate_actions:
                 continue
             seen.add((kind.verb, target.key))
-            proposals.append(_make_action(kind, target, roles, scene, rng, config))
+            proposals.append(_make_action(kind, target, roles, scene, rng, config, domain))
     return proposals
 
 
 def _pick_refs(rng: np.random.Generator, kind: ActionKind, target: SceneObject, roles: dict,
-               scene: Scene) -> list:
+               scene: Scene, staples: dict | None = None) -> list:
     """Up to two reference objects for a narration ("... next to {ref}"): not the target or a role object, not
     stacked with the target, of a kind the template allows; mostly a kitchen staple, and preferably away from
     the target so the hands do not meet it (the planner drops actions whose hand-object boxes meet an
@@ -614,7 +663,8 @@ def _pick_refs(rng: np.random.Generator, kind: ActionKind, target: SceneObject, 
             continue
         if obj.support == target.name or target.support == obj.name:
             continue
-        weight = STAPLE_REF_WEIGHT if obj.key in STAPLES or obj.key == "tap" else 1.0
+        staple = obj.key in (STAPLES if staples is None else staples) or obj.key == "tap"
+        weight = STAPLE_REF_WEIGHT if staple else 1.0
         if target_box.overlaps(footprint(obj.look, obj.pose), 60.0):
             weight *= 0.25
         options.append(obj)
@@ -627,11 +677,12 @@ def _pick_refs(rng: np.random.Generator, kind: ActionKind, target: SceneObject, 
 
 
 def _make_action(kind: ActionKind, target: SceneObject, roles: dict, scene: Scene, rng: np.random.Generator,
-                 config: SceneConfig) -> Action:
+                 config: SceneConfig, domain: Domain | None = None) -> Action:
+    domain = domain or KITCHEN
     template = _pick(rng, kind.templates)
     refs: list = []
     if kind.ref_templates and rng.random() < REF_PROBABILITY:
-        refs = _pick_refs(rng, kind, target, roles, scene)
+        refs = _pick_refs(rng, kind, target, roles, scene, domain.staples)
         pairs = [t for t in kind.ref_templates if "{ref2}" in t]
         singles = [t for t in kind.ref_templates if "{ref2}" not in t]
         if refs:
@@ -649,7 +700,7 @@ def _make_action(kind: ActionKind, target: SceneObject, roles: dict, scene: Scen
         words["support"] = _narration_name(rng, support)
         named.append(support.name)
     if "{liquid}" in template:
-        words["liquid"] = _pick(rng, LIQUIDS[tool.key])
+        words["liquid"] = _pick(rng, domain.liquids[tool.key])
     for slot, ref in zip(("ref", "ref2"), refs):
         words[slot] = _narration_name(rng, ref)
         named.append(ref.name)
@@ -670,3 +721,9 @@ def _make_action(kind: ActionKind, target: SceneObject, roles: dict, scene: Scen
                   roles={r: o.name for r, o in roles.items()}, named=tuple(dict.fromkeys(named)), side=side,
                   duration=int(rng.integers(config.duration[0], config.duration[1] + 1)), params=params,
                   refs=tuple(r.name for r in refs))
+
+
+# The shipped model's kitchen: the tables above, exactly as the generator always used them.
+KITCHEN = Domain(name="kitchen", classes=tuple(c.key for c in taxonomy.OBJECT_CLASSES),
+                 fixtures=(("fridge", 0.3), ("drawer", 0.35), ("sink", STAPLES["sink"])), staples=STAPLES,
+                 common=COMMON, action_kinds=ACTION_KINDS, put_on=PUT_ON, liquids=LIQUIDS)

@@ -57,6 +57,13 @@ SHAPES: dict = {
     "sink": ShapeSpec((240, 155), FIXTURE, (0.0, 0.0), {}),
     "jug": ShapeSpec((95, 82), ITEM, (-0.05, 0.42), {"measuring": (100, 80)}),
     "peeler": ShapeSpec((95, 28), ITEM, (-0.25, 0.0), {}),
+    # The held-out `kitchen_b` domain's classes (synth_domain.py).
+    "cupboard": ShapeSpec((210, 150), FIXTURE, (0.38, 0.12), {}),
+    "fork": ShapeSpec((132, 26), ITEM, (-0.3, 0.0), {"carving": (150, 26)}),
+    "spatula": ShapeSpec((148, 42), ITEM, (-0.32, 0.0), {"slotted": (150, 46)}),
+    "colander": ShapeSpec((138, 104), SURFACE, (0.42, 0.0), {}),
+    "jar": ShapeSpec((56, 56), ITEM, (0.0, 0.0), {}),
+    "kettle": ShapeSpec((112, 104), ITEM, (-0.05, 0.42), {"electric": (118, 100)}),
 }
 
 # Colour families per class (RGB); an instance picks one and jitters it.
@@ -86,6 +93,12 @@ PALETTES: dict = {
     "sink": [(196, 199, 204), (234, 234, 230)],
     "jug": [(236, 236, 230), (190, 214, 226), (200, 230, 210)],
     "peeler": [(230, 110, 40), (60, 150, 70), (30, 30, 32), (200, 40, 50)],
+    "cupboard": [(120, 70, 50), (230, 226, 210), (70, 100, 90), (176, 60, 50), (60, 60, 66)],
+    "fork": [(192, 195, 200), (176, 178, 184)],
+    "spatula": [(30, 30, 32), (200, 60, 40), (60, 120, 190), (176, 124, 74)],
+    "colander": [(200, 203, 208), (220, 60, 50), (90, 170, 80), (240, 190, 40)],
+    "jar": [(150, 60, 110), (70, 120, 160), (120, 70, 150)],  # jam, blue and violet tinted glass
+    "kettle": [(200, 203, 210), (30, 30, 34), (210, 50, 45), (236, 234, 228), (70, 130, 190)],
 }
 
 CONTENTS = [(196, 96, 40), (120, 70, 40), (206, 170, 60), (110, 150, 60), (170, 40, 30)]  # soups and sauces
@@ -110,8 +123,9 @@ def _jitter(colour, rng, amount: float = 18.0) -> tuple:
     return tuple(float(np.clip(c + rng.uniform(-amount, amount), 0, 255)) for c in colour)
 
 
-def sample_look(key: str, name: str, rng: np.random.Generator) -> Look:
-    """Draw an instance look for a class; the name may select a shape variant."""
+def sample_look(key: str, name: str, rng: np.random.Generator, camera: float = 1.0) -> Look:
+    """Draw an instance look for a class; the name may select a shape variant. `camera` scales the size (a
+    domain's camera height: > 1 a camera closer to the counter); 1.0 leaves every number as it was."""
     spec = SHAPES[key]
     shape = shape_of_name(name)
     base_w, base_h = spec.variants.get(shape, spec.size)
@@ -129,7 +143,8 @@ def sample_look(key: str, name: str, rng: np.random.Generator) -> Look:
     pool = CONTENTS if key in ("pan", "pot", "bowl") else DRINKS if key in ("cup", "glass") else \
         [(30, 30, 32), (118, 74, 42), (200, 200, 204), (60, 140, 80), (200, 60, 60), (240, 240, 236)]
     colour2 = _jitter(pool[int(rng.integers(len(pool)))], rng, 12.0)
-    return Look(key=key, shape=shape, w=float(base_w * scale * aspect), h=float(base_h * scale / aspect),
+    return Look(key=key, shape=shape, w=float(base_w * scale * aspect) * camera,
+                h=float(base_h * scale / aspect) * camera,
                 colour=colour, colour2=colour2, material=int(rng.integers(4)), seed=int(rng.integers(2 ** 31)))
 
 
@@ -574,12 +589,101 @@ def _tap(cv: Canvas, lk: Look, rng) -> None:
     cv.paint(cv.mask_line([(base_x, 0.3 * h), (base_x, -0.46 * h)], 0.16 * h), _lighter(lk.colour, 0.35))
 
 
+def _cupboard(cv: Canvas, lk: Look, rng) -> None:
+    """A wall cupboard door seen from below: panelled front, a handle near the opening edge (local +x)."""
+    w, h = lk.w, lk.h
+    is_wood = lk.colour[0] - lk.colour[2] > 50
+    field = wood_grain(cv, rng, w / 5, along_x=False) if is_wood else speckle(cv, rng, 0.03, 40)
+    cv.paint(cv.mask_rrect(0, 0, w, h, 0.03 * h), lk.colour, field)
+    panel = cv.mask_rrect(0, 0, 0.78 * w, 0.74 * h, 0.03 * h) - cv.mask_rrect(0, 0, 0.72 * w, 0.68 * h, 0.03 * h)
+    cv.shade(np.clip(panel, 0, 1), 0.72)
+    cv.shade(cv.mask_line([(-0.5 * w, 0.5 * h), (0.5 * w, 0.5 * h)], 0.06 * h), 0.6)  # the shadowed bottom edge
+    cv.paint(cv.mask_line([(0.42 * w, -0.05 * h), (0.42 * w, 0.3 * h)], 0.035 * w), (205, 207, 212))
+
+
+def _fork(cv: Canvas, lk: Look, rng) -> None:
+    w, h = lk.w, lk.h
+    steel = lk.colour
+    field = linear(cv, 1, h, 1.12, 0.82)
+    cv.paint(cv.mask_rrect(-0.22 * w, 0, 0.56 * w, 0.3 * h, 0.15 * h), steel, field)  # handle
+    cv.paint(cv.mask_line([(0.05 * w, 0), (0.2 * w, 0)], 0.22 * h), steel, field)  # neck
+    cv.paint(cv.mask_rrect(0.24 * w, 0, 0.1 * w, 0.9 * h, 0.2 * h), steel, field)  # base of the tines
+    tines = 2 if lk.shape == "carving" else 4
+    for i in range(tines):
+        y = (i - (tines - 1) / 2) * (0.78 * h / max(tines - 1, 1))
+        cv.paint(cv.mask_line([(0.26 * w, y), (0.5 * w, y)], 0.1 * h), steel, field)
+    if lk.material % 2:  # a coloured handle grip
+        cv.paint(cv.mask_rrect(-0.3 * w, 0, 0.38 * w, 0.34 * h, 0.17 * h), lk.colour2)
+
+
+def _spatula(cv: Canvas, lk: Look, rng) -> None:
+    w, h = lk.w, lk.h
+    is_wood = lk.colour[0] - lk.colour[2] > 60
+    field = wood_grain(cv, rng, h / 3) if is_wood else speckle(cv, rng, 0.05)
+    cv.paint(cv.mask_line([(-0.48 * w, 0), (0.1 * w, 0)], 0.24 * h), lk.colour, field)  # handle
+    head = cv.mask_poly([(0.08 * w, -0.18 * h), (0.5 * w, -0.5 * h), (0.5 * w, 0.5 * h), (0.08 * w, 0.18 * h)])
+    head_colour = lk.colour if is_wood or lk.material < 2 else (196, 199, 204)
+    cv.paint(head, head_colour, linear(cv, 0, w, 0.9, 1.1))
+    if lk.shape == "slotted" or lk.material % 2:
+        for i in range(3):
+            y = (i - 1) * 0.28 * h
+            cv.erase(cv.mask_line([(0.22 * w, y * 0.6), (0.44 * w, y)], 0.08 * h) * head)
+    cv.erase(cv.mask_ellipse((-0.4 * w, 0), 0.04 * h, 0.04 * h))  # hanging hole
+
+
+def _colander(cv: Canvas, lk: Look, rng) -> None:
+    w, h = lk.w, lk.h
+    r = h / 2
+    for side in (-1, 1):  # two handles
+        cv.paint(cv.mask_rrect(side * (w / 2 - 0.07 * w), 0, 0.15 * w, 0.2 * h, 0.08 * h), _darker(lk.colour, 0.8))
+    cv.paint(cv.mask_ellipse((0, 0), r, r), lk.colour, radial(cv, (0, 0), r, 1.12, 0.85))
+    cv.shade(cv.mask_ellipse((0, 0), 0.8 * r, 0.8 * r), radial(cv, (0, 0), 0.8 * r, 0.7, 0.95))
+    X, Y = cv.grid()
+    holes = ((np.mod(X, 0.13 * r) < 0.045 * r) & (np.mod(Y, 0.13 * r) < 0.045 * r)).astype(np.float32)
+    cv.shade(holes * cv.mask_ellipse((0, 0), 0.74 * r, 0.74 * r), 0.35)
+    cv.shade(cv.mask_ellipse((0, 0), r, r, thickness=0.06 * r), 1.15)
+
+
+def _jar(cv: Canvas, lk: Look, rng) -> None:
+    """A jar from above: a tinted glass rim around its contents, or its screw lid (material 2, 3)."""
+    r = lk.w / 2
+    cv.paint(cv.mask_ellipse((0, 0), r, lk.h / 2), _lighter(lk.colour, 0.35), radial(cv, (0, 0), r, 0.85, 1.05))
+    if lk.material < 2:
+        cv.paint(cv.mask_ellipse((0, 0), 0.76 * r, 0.76 * r), lk.colour, speckle(cv, rng, 0.2, 10))
+    else:
+        cv.paint(cv.mask_ellipse((0, 0), 0.8 * r, 0.8 * r), _darker(lk.colour, 0.8),
+                 radial(cv, (0, 0), 0.8 * r, 1.15, 0.8))
+        for i in range(12):
+            a = i * math.pi / 6
+            cv.shade(cv.mask_line([(0.68 * r * math.cos(a), 0.68 * r * math.sin(a)),
+                                   (0.8 * r * math.cos(a), 0.8 * r * math.sin(a))], 0.05 * r), 0.7)
+    cv.paint(cv.mask_line([(-0.6 * r, -0.25 * r), (-0.35 * r, -0.6 * r)], 0.1 * r), (250, 252, 252))
+
+
+def _kettle(cv: Canvas, lk: Look, rng) -> None:
+    """A kettle from the side, its local +x up (like the jug): body, lid knob, handle arc and spout."""
+    w, h = lk.w, lk.h
+    body = cv.mask_poly([(-0.5 * w, -0.36 * h), (0.22 * w, -0.28 * h), (0.22 * w, 0.28 * h), (-0.5 * w, 0.36 * h)])
+    handle = cv.mask_ellipse((0.18 * w, 0.0), 0.3 * w, 0.3 * h, thickness=0.09 * h)
+    handle *= (cv.grid()[0] > 0.24 * w)
+    spout = cv.mask_poly([(-0.2 * w, -0.3 * h), (0.12 * w, -0.5 * h), (0.2 * w, -0.44 * h), (-0.05 * w, -0.26 * h)])
+    cv.paint(np.maximum(np.maximum(body, handle), spout), lk.colour, linear(cv, 1, h, 1.15, 0.8))
+    cv.paint(cv.mask_rrect(0.26 * w, 0, 0.08 * w, 0.3 * h, 0.03 * h), _darker(lk.colour, 0.6))  # lid knob
+    base = (30, 30, 34) if lk.shape == "electric" or lk.material % 2 else _darker(lk.colour, 0.75)
+    cv.paint(cv.mask_rrect(-0.46 * w, 0, 0.08 * w, 0.74 * h, 0.03 * h), base)
+    if lk.shape == "electric":
+        cv.paint(cv.mask_rrect(-0.15 * w, 0.12 * h, 0.3 * w, 0.06 * h, 0.02 * h), (120, 170, 220))  # water window
+    cv.shade(cv.mask_line([(-0.4 * w, -0.2 * h), (0.1 * w, -0.18 * h)], 0.06 * h) * body, 1.3)
+
+
 DRAW = {
     "chopping-board": _board, "plate": _plate, "bowl": _bowl, "pan": _pan, "pot": _pot, "lid": _lid,
     "cup": _cup, "glass": _glass, "bottle": _bottle, "jug": _jug, "knife": _knife, "spoon": _spoon,
     "peeler": _peeler, "sponge": _sponge, "cloth": _cloth, "onion": _onion, "carrot": _carrot,
     "tomato": _tomato, "potato": _potato, "bread": _bread, "drawer": _drawer, "fridge": _fridge,
     "sink": _sink, "tap": _tap,
+    "cupboard": _cupboard, "fork": _fork, "spatula": _spatula, "colander": _colander, "jar": _jar,
+    "kettle": _kettle,
 }
 
 

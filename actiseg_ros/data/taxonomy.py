@@ -66,6 +66,18 @@ OBJECT_CLASSES: tuple = (
     ObjectClass(87, "peeler", ("peeler", "vegetable peeler", "potato peeler"), "tool"),
 )
 
+# Classes of the held-out `kitchen_b` domain of the generator (synth_domain.py): objects the shipped model
+# never saw, for measuring fine-tuning to new objects. Kept apart from OBJECT_CLASSES, which is the shipped
+# model's vocabulary and the `kitchen` domain's pool (so that domain's scenes stay exactly as they were).
+KITCHEN_B_CLASSES: tuple = (
+    ObjectClass(3, "cupboard", ("cupboard", "cabinet", "kitchen cupboard"), "fixture"),
+    ObjectClass(14, "fork", ("fork", "dinner fork", "carving fork"), "tool"),
+    ObjectClass(20, "spatula", ("spatula", "turner", "fish slice"), "tool"),
+    ObjectClass(39, "colander", ("colander", "strainer", "sieve"), "container"),
+    ObjectClass(40, "jar", ("jar", "glass jar", "jam jar"), "container"),
+    ObjectClass(44, "kettle", ("kettle", "electric kettle", "tea kettle"), "container"),
+)
+
 LEFT_HAND = ObjectClass(300, "left-hand", ("left hand",), "hand")
 RIGHT_HAND = ObjectClass(301, "right-hand", ("right hand",), "hand")
 HAND_CLASSES: tuple = (LEFT_HAND, RIGHT_HAND)
@@ -85,6 +97,7 @@ SHAPE_OF_NAME: dict = {
     "mug": "mug",
     "skillet": "castiron",
     "scourer": "steel",
+    "carving fork": "carving", "fish slice": "slotted", "electric kettle": "electric",
 }
 
 # --- verb classes (ids: EPIC-KITCHENS-100 verb classes) ------------------------------------------------
@@ -108,10 +121,11 @@ VERB_CLASSES: tuple = (
 
 # --- lookups -------------------------------------------------------------------------------------------
 
-ALL_CLASSES: tuple = OBJECT_CLASSES + HAND_CLASSES
-_BY_ID = {c.class_id: c for c in ALL_CLASSES}
-_BY_KEY = {c.key: c for c in ALL_CLASSES}
-_BY_NAME = {name: c for c in ALL_CLASSES for name in c.names}
+ALL_CLASSES: tuple = OBJECT_CLASSES + HAND_CLASSES  # the shipped model's vocabulary
+KNOWN_CLASSES: tuple = OBJECT_CLASSES + KITCHEN_B_CLASSES + HAND_CLASSES  # every class the generator draws
+_BY_ID = {c.class_id: c for c in KNOWN_CLASSES}
+_BY_KEY = {c.key: c for c in KNOWN_CLASSES}
+_BY_NAME = {name: c for c in KNOWN_CLASSES for name in c.names}
 _VERB_BY_KEY = {v.key: v for v in VERB_CLASSES}
 
 
@@ -151,10 +165,11 @@ def shape_of_name(name: str) -> str:
     return SHAPE_OF_NAME.get(name, "default")
 
 
-def vocabulary(include_hands: bool = True) -> dict:
-    """{class_id: names} for the noise injector's category flips and within-category substitutions."""
-    classes = ALL_CLASSES if include_hands else OBJECT_CLASSES
-    return {c.class_id: tuple(c.names) for c in classes}
+def vocabulary(include_hands: bool = True, classes: tuple = OBJECT_CLASSES) -> dict:
+    """{class_id: names} for the noise injector's category flips and within-category substitutions (by default
+    the shipped model's classes; pass e.g. KNOWN_CLASSES for every class the generator draws)."""
+    chosen = tuple(classes) + (HAND_CLASSES if include_hands else ())
+    return {c.class_id: tuple(c.names) for c in chosen}
 
 
 def is_hand_class(class_id: int) -> bool:
