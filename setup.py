@@ -71,6 +71,8 @@ setup(
         "gpu": ["onnxruntime-gpu"],
         # ROS 2 bags: replay_node source bag, `actiseg record`, `actiseg import bag` (pure Python).
         "bag": ["rosbags>=0.11.9,<0.12"],
+        # COCO instance masks: `actiseg import coco` and actiseg_ros.tools.coco_export.
+        "coco": ["pycocotools>=2.0.8,<3"],
     },
     zip_safe=True,
     maintainer="actiseg_ros developers",
