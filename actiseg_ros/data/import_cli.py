@@ -19,8 +19,15 @@ def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
     for name, (module, help_text) in SOURCES.items():
         source_parser = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(source_parser)
+        try:
+            loaded = importlib.import_module(module)
+        except ModuleNotFoundError as err:  # one source that cannot load must not take the others down
+            source_parser.set_defaults(unavailable="%s (%s)" % (module, err))
+            continue
+        loaded.add_arguments(source_parser)
 
 
 def main(args) -> int:
+    if getattr(args, "unavailable", None):
+        raise SystemExit("actiseg import %s is unavailable: %s" % (args.source, args.unavailable))
     return int(importlib.import_module(SOURCES[args.source][0]).main(args) or 0)
