@@ -128,7 +128,7 @@ class PerceptionNode(LifecycleNode):
         predictor = self.pipeline.predictor
         gate, mask_threshold = self.pipeline.thresholds()
         self.get_logger().info("configured in %.1f s: model %s (input %dx%d), backend %s, image conversion %s, "
-                               "positive gate %.2f, mask threshold %.2f%s"
+                               "positive gate %g, mask threshold %g%s"
                                % (time.monotonic() - began, predictor.card.model_dir, predictor.card.input_hw[1],
                                   predictor.card.input_hw[0], predictor.backend, self.converter.name, gate,
                                   mask_threshold, ", cameras %s" % ", ".join(self.settings.cameras)
