@@ -19,9 +19,14 @@ def image_rows(msg, channels: int) -> np.ndarray:
 
 
 class OutputCollector:
-    """records[stamp_ns] = {"received": wall s, "objects": dict, "mask": (H, W) uint8, "overlay_jpeg": bytes}."""
+    """records[stamp_ns] = {"received": wall s, "objects": dict, "mask": (H, W) uint8, "overlay_jpeg": bytes,
+    "topic": the objects topic it came on}.
 
-    def __init__(self, name: str = "actiseg_collector", keep_masks: bool = False, keep_overlay: bool = False):
+    objects_topics: the objects topics to record (default /actiseg/objects; several nodes or cameras: each of
+    theirs, e.g. /actiseg/head/objects); masks and overlays are taken from the node at /actiseg."""
+
+    def __init__(self, name: str = "actiseg_collector", keep_masks: bool = False, keep_overlay: bool = False,
+                 objects_topics=("/actiseg/objects",)):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -38,7 +43,8 @@ class OutputCollector:
         self.records: dict = {}
         self.diagnostics: dict = {}  # status name -> latest {key: value}
         qos = output_profile("reliable")
-        self.node.create_subscription(String, "/actiseg/objects", self._on_objects, qos)
+        for topic in objects_topics:
+            self.node.create_subscription(String, topic, lambda msg, t=topic: self._on_objects(msg, t), qos)
         if keep_masks:
             self.node.create_subscription(Image, "/actiseg/mask", self._on_mask, qos)
         if keep_overlay:
@@ -58,13 +64,13 @@ class OutputCollector:
     def _entry(self, header) -> dict:
         return self.records.setdefault(header.stamp.sec * 10**9 + header.stamp.nanosec, {})
 
-    def _on_objects(self, msg) -> None:
+    def _on_objects(self, msg, topic: str = "/actiseg/objects") -> None:
         received = time.time()
         document = json.loads(msg.data)
         stamp = document["stamp"]["sec"] * 10**9 + document["stamp"]["nanosec"]
         with self.lock:
             entry = self.records.setdefault(stamp, {})
-            entry["received"], entry["objects"] = received, document
+            entry["received"], entry["objects"], entry["topic"] = received, document, topic
 
     def _on_mask(self, msg) -> None:
         mask = image_rows(msg, 1)[:, :, 0]
