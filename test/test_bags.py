@@ -163,3 +163,11 @@ def test_bag_writer_stores_raw_cdr_that_reads_back(tmp_path, frames, storage):
 def test_frame_of_time():
     times = [10, 20, 30]
     assert [frame_of_time(times, t) for t in (0, 10, 11, 20, 30, 31)] == [0, 0, 1, 1, 2, 3]
+
+
+def test_without_rosbags_the_error_says_how_to_install(monkeypatch, bag_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rosbags.highlevel", None)  # as if the package were not installed
+    with pytest.raises(BagError, match=r"need the Python package 'rosbags' .*pip install 'rosbags>=0.11.9,<0.12'"):
+        open_bag(bag_path)
