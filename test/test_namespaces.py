@@ -85,3 +85,33 @@ def _state(probe, node_name):
         return probe.lifecycle_state(node_name, timeout=2.0)
     except TimeoutError:
         return None
+
+
+def test_the_command_and_the_names_import_without_rclpy(tmp_path):
+    """The node module imports rclpy at its top (a ROS package's node); the `actiseg` command, its `run`
+    options and the topic names must not need it (pip users without the ROS wheels, `actiseg --help`)."""
+    import subprocess
+    import sys
+
+    code = r"""
+import importlib, importlib.abc, sys
+
+class NoRos(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "diagnostic_msgs"):
+            raise ModuleNotFoundError("No module named %r (blocked by test)" % name, name=name)
+        return None
+
+sys.meta_path.insert(0, NoRos())
+for name in ("actiseg_ros.cli", "actiseg_ros.run_cli", "actiseg_ros.ros.names", "actiseg_ros.ros.params",
+             "actiseg_ros.ros.pipeline", "actiseg_ros.ros.latest_frame"):
+    importlib.import_module(name)
+assert "rclpy" not in sys.modules
+try:
+    importlib.import_module("actiseg_ros.nodes.perception_node")
+except ModuleNotFoundError as err:
+    print("node needs", err.name)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "node needs rclpy"
