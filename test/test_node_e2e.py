@@ -128,6 +128,7 @@ def test_stream_outputs_carry_input_headers_match_offline_and_follow_action_chan
         assert out["labels_format"] == out["mask_format"]
         np.testing.assert_array_equal(out["mask"], np.where(out["labels"] > 0, 255, 0))
         assert out["objects"]["image_size"] == list(SIZE)
+        assert out["objects"]["camera"] == "" and out["objects"]["batch_size"] == 1  # the single camera
         # Where the frame's time went: every stage is reported, the camera hop on the node's (system) clock.
         timings = out["objects"]["timings_ms"]
         assert {"arrival_age", "waiting", "convert", "preprocess", "segmenter", "postprocess",
