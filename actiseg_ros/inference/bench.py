@@ -30,6 +30,7 @@ DEFAULT_SIZES = ("640x480", "1280x720", "854x480")
 DEFAULT_K = (1, 4, 8)
 MAC_OPS = ("Conv", "MatMul", "Gemm")
 FLOAT_TYPES = (1, 10, 11, 16)  # onnx TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
+INT8_TYPES = (2, 3)  # UINT8, INT8: quantized weights (the shipped text encoder's, training/quantize.py)
 BENCH_PROMPTS = ("knife used in the action of cut onion", "onion used in the action of cut onion",
                  "cutting board used in the action of cut onion", "cup used in the action of drink coffee",
                  "spoon used in the action of stir coffee", "pan used in the action of fry egg",
@@ -116,8 +117,13 @@ def graph_stats(graph_path, feeds: dict) -> dict:
 
     model = onnx.load(str(graph_path))
     shapes = {init.name: list(init.dims) for init in model.graph.initializer}
+    # An int8 weight counts as one parameter; its quantization scales and zero points count as none.
+    names = {init.name for init in model.graph.initializer}
+    scales = {name for node in model.graph.node if node.op_type == "DequantizeLinear" for name in node.input[1:]}
+    scales |= {name[:-len("_int8")] + "_scale" for name in names if name.endswith("_int8")}
     params = sum(int(np.prod(init.dims, dtype=np.int64)) for init in model.graph.initializer
-                 if init.data_type in FLOAT_TYPES)
+                 if init.name not in scales and (init.data_type in FLOAT_TYPES
+                                                 or (init.data_type in INT8_TYPES and len(init.dims) >= 2)))
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             tensor = node.attribute[0].t
