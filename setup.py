@@ -28,11 +28,17 @@ def _training_packages():
     return sorted(found)
 
 
+# Kept in the repository, not installed: training checkpoints (actiseg_default.pt, 15 MB) are for fine-tuning
+# and torch tooling run from a checkout (benchmarks/gpu_latency.py, `actiseg infer --model CKPT`); a robot
+# runs the exported graphs.
+NOT_INSTALLED = (".pt",)
+
+
 def _share_tree(folder):
     """data_files entries that mirror `folder` under share/actiseg_ros/ (files only, subfolders kept)."""
     entries = {}
     for path in glob(os.path.join(folder, "**", "*"), recursive=True):
-        if os.path.isfile(path) and "__pycache__" not in path:
+        if os.path.isfile(path) and "__pycache__" not in path and not path.endswith(NOT_INSTALLED):
             dest = os.path.join("share", PACKAGE, os.path.dirname(path))
             entries.setdefault(dest, []).append(path)
     return sorted(entries.items())
