@@ -351,14 +351,15 @@ class StreamFrame:
 class SceneStream:
     """A continuous video of one synthetic scene doing several narrated actions in a row.
 
-    `SceneStream(seed, size=(W, H), actions=4)`; `len(stream)` frames; `stream.render(i)` -> StreamFrame;
-    `stream.timeline` lists (first frame, last frame, narration) per action.
+    `SceneStream(seed, size=(W, H), actions=4, domain="kitchen")`; `len(stream)` frames; `stream.render(i)` ->
+    StreamFrame; `stream.timeline` lists (first frame, last frame, narration) per action. `domain`: a
+    synth_domain.DOMAINS name (the held-out `kitchen_b` stands in for a robot's own kitchen in the tutorial).
     """
 
     def __init__(self, seed: int, size: tuple = (427, 240), actions: int = 4, frames_per_segment: int = 5,
-                 objects: tuple = (7, 10)):
+                 objects: tuple = (7, 10), domain: str = "kitchen"):
         width, height = size
-        self.plan = plan_scene(0, int(seed), actions, frames_per_segment, objects)
+        self.plan = plan_scene(0, int(seed), actions, frames_per_segment, objects, domain)
         self.scene = self.plan.scene
         self.renderer = SceneRenderer(self.scene, int(width), int(height))
         self._infos = [objects_info(self.scene, p.flags) for p in self.plan.actions]

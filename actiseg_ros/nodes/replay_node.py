@@ -10,16 +10,16 @@ under a namespace they reach the perception node of that namespace (/robot1/came
     replay_node --ros-args -p source:=bag -p path:=run1 -p action_topic:=/actiseg/action -p rate:=0.0 \
         -p stamps:=recorded
 
-Parameters: source (synthetic | video | folder | actionvos | bag), path, split and sequence (actionvos), seed,
-width and height (0 x 0: 640x480 for the synthetic stream, a recorded source's own size), actions
-(synthetic), rate (Hz), start (first source frame), count (frames to publish, 0: the rest of the source, or
-forever with loop), loop, loop_frames (source frames in the loop, from start; 0: to the source's end),
-encoding (rgb8 | bgr8), frame_id, action_script (['auto']: the source's own narrations at the frames where
-they start; 'FRAME:TEXT' entries; [''] none), action_objects (named: send the narration text; scene: send
-JSON with the source's object list), preload (decode every frame before publishing, so slow decoding never
-lowers the rate; skipped with a warning above preload_limit_mib), wait_for_subscribers (camera subscribers to
-wait for), wait_timeout (s), manifest (a JSON-lines file recording every published frame's stamp and source
-index, and every action sent).
+Parameters: source (synthetic | video | folder | actionvos | bag), path, split and sequence (actionvos), seed
+and domain (synthetic: `kitchen`, the shipped model's, or the held-out `kitchen_b`), width and height (0 x 0:
+640x480 for the synthetic stream, a recorded source's own size), actions (synthetic), rate (Hz), start (first
+source frame), count (frames to publish, 0: the rest of the source, or forever with loop), loop, loop_frames
+(source frames in the loop, from start; 0: to the source's end), encoding (rgb8 | bgr8), frame_id, action_script
+(['auto']: the source's own narrations at the frames where they start; 'FRAME:TEXT' entries; [''] none),
+action_objects (named: send the narration text; scene: send JSON with the source's object list), preload (decode
+every frame before publishing, so slow decoding never lowers the rate; skipped with a warning above
+preload_limit_mib), wait_for_subscribers (camera subscribers to wait for), wait_timeout (s), manifest (a
+JSON-lines file recording every published frame's stamp and source index, and every action sent).
 A ROS 2 bag (source bag; path: a rosbag2 folder, sqlite3 or MCAP, or its lone .db3/.mcap file, read with the
 `rosbags` library) adds: image_topic (the image topic in the bag; '': its only sensor_msgs/Image or
 CompressedImage topic), action_topic (a std_msgs/String topic in the bag, '': none; its messages are the `auto`
@@ -46,7 +46,8 @@ ACTION_TOPIC = "actiseg/action"  # the `actiseg` node's ~/action in the same nam
 STOP = threading.Event()  # set by SIGINT / SIGTERM: the publish loop ends at its next frame
 
 REPLAY_PARAMETERS = {
-    "source": "synthetic", "path": "", "split": "val", "sequence": "", "seed": 0, "width": 0, "height": 0,
+    "source": "synthetic", "path": "", "split": "val", "sequence": "", "seed": 0, "domain": "kitchen",
+    "width": 0, "height": 0,
     "actions": 4, "rate": 30.0, "start": 0, "count": 0, "loop": False, "encoding": "rgb8", "frame_id": "camera",
     "loop_frames": 0, "action_script": ["auto"], "action_objects": "named", "preload": True, "preload_limit_mib": 2048,
     "wait_for_subscribers": 1, "wait_timeout": 30.0, "manifest": "",
@@ -148,7 +149,8 @@ def run(node, values: dict) -> int:
     log = node.get_logger()
     check_timing(values)
     source = open_source(values["source"], values["path"], values["seed"], frame_size(values), values["actions"],
-                         values["split"], values["sequence"], values["image_topic"], values["action_topic"])
+                         values["split"], values["sequence"], values["image_topic"], values["action_topic"],
+                         values["domain"])
     length = len(source)
     end = source_end(length, values["start"], values["count"], values["loop"], values["loop_frames"])
     events = script_events(values["action_script"], source, values["start"], end, values["action_objects"])
@@ -194,7 +196,8 @@ def run(node, values: dict) -> int:
     manifest = open(values["manifest"], "w") if values["manifest"] else None
     if manifest:
         width, height = frame_size(values)
-        manifest.write(json.dumps({"source": values["source"], "seed": values["seed"], "width": width,
+        manifest.write(json.dumps({"source": values["source"], "seed": values["seed"], "domain": values["domain"],
+                                   "width": width,
                                    "height": height, "actions": values["actions"], "rate": values["rate"],
                                    "encoding": encoding}) + "\n")
     recorded = getattr(source, "times_ns", None) if values["rate"] == 0 else None

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from actiseg_ros.data.synth_domain import DOMAINS
 from actiseg_ros.tools import run_analysis
 from actiseg_ros.tools.processes import read_manifest, run_replay_session
 
@@ -48,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="exported model folder (default: the installed models/default)")
     parser.add_argument("--backend", default="auto", help="inference backend of the node (default: auto)")
     parser.add_argument("--seed", type=int, default=3, help="synthetic scene seed (default: %(default)s)")
+    parser.add_argument("--domain", default="kitchen", choices=sorted(DOMAINS),
+                        help="synthetic kitchen: the shipped model's, or the held-out kitchen_b (default: %(default)s)")
     parser.add_argument("--size", type=parse_size, default=(640, 360), help="camera size WxH (default: 640x360)")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate in Hz (default: %(default)s)")
     parser.add_argument("--actions", type=int, default=4, help="actions in the script (default: %(default)s)")
@@ -99,7 +102,7 @@ def analyse(manifest_path, records: dict, stream) -> dict:
         "frames_scored": len(rows),
         "frames_with_stale_action": sum(1 for action, _iou, sent in rows if sent != action),
         "actions_sent": [a["action"] for a in actions],
-        "stream": {key: header.get(key) for key in ("seed", "width", "height", "rate", "actions")},
+        "stream": {key: header.get(key) for key in ("seed", "domain", "width", "height", "rate", "actions")},
     }
 
 
@@ -161,18 +164,19 @@ def main(args) -> int:
     logs = Path(args.logs) if args.logs else Path(tempfile.mkdtemp(prefix="actiseg_demo_"))
     logs.mkdir(parents=True, exist_ok=True)
     width, height = args.size
-    print("demo: synthetic stream seed %d, %dx%d at %.0f Hz, model %s; logs in %s"
-          % (args.seed, width, height, args.rate, model, logs))
+    print("demo: synthetic %s stream seed %d, %dx%d at %.0f Hz, model %s; logs in %s"
+          % (args.domain, args.seed, width, height, args.rate, model, logs))
     began = time.monotonic()
     collector = OutputCollector("actiseg_demo", keep_masks=True, keep_overlay=True)
     manifest = logs / "manifest.jsonl"
     records, node_diagnostics = run_replay_session(
         collector, logs, {"model_dir": str(model), "backend": args.backend},
-        {"source": "synthetic", "seed": args.seed, "width": width, "height": height, "actions": args.actions,
+        {"source": "synthetic", "seed": args.seed, "domain": args.domain, "width": width, "height": height,
+         "actions": args.actions,
          "rate": float(args.rate), "action_script": ["auto"], "action_objects": "scene", "manifest": str(manifest)},
         deadline=began + args.timeout, params_file=config_file())
 
-    stream = SceneStream(seed=args.seed, size=(width, height), actions=args.actions)
+    stream = SceneStream(seed=args.seed, size=(width, height), actions=args.actions, domain=args.domain)
     report = analyse(manifest, records, stream)
     report.update({"model": str(model), "backend": node_diagnostics.get("backend"),
                    "node_frames_dropped": int(node_diagnostics.get("frames_dropped") or 0),

@@ -29,10 +29,14 @@ def _resize(rgb: np.ndarray, size) -> np.ndarray:
 class SyntheticSource:
     """actiseg_ros.data.synth.SceneStream: a scene doing several narrated actions, with ground truth."""
 
-    def __init__(self, seed: int = 0, size=(640, 480), actions: int = 4):
+    def __init__(self, seed: int = 0, size=(640, 480), actions: int = 4, domain: str = "kitchen"):
         from actiseg_ros.data.synth import SceneStream
+        from actiseg_ros.data.synth_domain import DOMAINS
 
-        self.stream = SceneStream(seed=int(seed), size=(int(size[0]), int(size[1])), actions=int(actions))
+        if domain not in DOMAINS:
+            raise SourceError("unknown synthetic domain %r (known: %s)" % (domain, ", ".join(sorted(DOMAINS))))
+        self.stream = SceneStream(seed=int(seed), size=(int(size[0]), int(size[1])), actions=int(actions),
+                                  domain=domain)
 
     def __len__(self) -> int:
         return len(self.stream)
@@ -197,13 +201,14 @@ class BagSource:
 
 
 def open_source(kind: str, path: str = "", seed: int = 0, size=(640, 480), actions: int = 4, split: str = "val",
-                sequence: str = "", image_topic: str = "", action_topic: str = ""):
+                sequence: str = "", image_topic: str = "", action_topic: str = "", domain: str = "kitchen"):
     """size: (width, height); for video, folder, actionvos and bag (0, 0) keeps the recorded size.
-    image_topic, action_topic: topics in the bag ('' image topic: the bag's only one; '' action topic: none)."""
+    image_topic, action_topic: topics in the bag ('' image topic: the bag's only one; '' action topic: none).
+    domain: the synthetic stream's kitchen (synth_domain.DOMAINS)."""
     if kind == "synthetic":
         if not size or min(size) <= 0:
             raise SourceError("the synthetic source needs a positive width and height, got %s" % (size,))
-        return SyntheticSource(seed, size, actions)
+        return SyntheticSource(seed, size, actions, domain)
     if kind in ("video", "folder", "actionvos", "bag") and not path:
         raise SourceError("the %s source needs the parameter path" % kind)
     if kind == "video":
