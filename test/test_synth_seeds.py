@@ -109,3 +109,10 @@ def test_tiny_generation_of_a_seed_that_aborted(tmp_path, seed, size):
         frame = segments[0].sparse_frames[0]
         assert actionvos.read_image(actionvos.image_path(out, split, segments[0].name, frame)).shape == (
             height, width, 3)
+
+
+def test_a_negative_seed_is_refused_clearly(tmp_path):
+    done = run_actiseg(["synth", "--preset", "tiny", "--seed", "-1", "--out", str(tmp_path / "data")])
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "actiseg synth: --seed must be 0 or more, got -1" in done.stderr
+    assert not (tmp_path / "data").exists()

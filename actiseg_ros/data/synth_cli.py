@@ -49,6 +49,8 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     preset = PRESETS[args.preset]
+    if args.seed < 0:  # numpy's SeedSequence takes non-negative integers only
+        raise SystemExit("actiseg synth: --seed must be 0 or more, got %d" % args.seed)
     try:
         size = parse_size(args.size) if args.size else preset.size
     except ValueError as err:
