@@ -28,13 +28,29 @@ from actiseg_ros.data import actionvos
 from actiseg_ros.data.import_coco import CocoError, class_key, mask_api
 
 
+def categories_of(names) -> tuple:
+    """({name: category id}, COCO categories) for object names: one category per name, sorted."""
+    names = sorted(set(names))
+    category_ids = {name: index + 1 for index, name in enumerate(names)}
+    return category_ids, [{"id": category_ids[n], "name": n, "supercategory": class_key(n)} for n in names]
+
+
+def instance_annotation(api, mask: np.ndarray, annotation_id: int, image_id: int, category_id: int,
+                        in_contact: bool) -> dict:
+    """One COCO instance (compressed RLE) for a (H, W) boolean mask, with the hand-contact flag as a CVAT-style
+    attribute."""
+    rle = api.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"id": annotation_id, "image_id": image_id, "category_id": category_id,
+            "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+            "area": float(api.area(rle)), "bbox": [float(v) for v in api.toBbox(rle)], "iscrowd": 0,
+            "attributes": {"in_contact": bool(in_contact)}}
+
+
 def export_split(root, split: str) -> tuple:
     """(COCO dict, {sequence: narration}, summary dict) of one split."""
     api = mask_api()
     segments = actionvos.read_split(root, split).segments
-    names = sorted({o.name for s in segments for o in s.objects.values()})
-    category_ids = {name: index + 1 for index, name in enumerate(names)}
-    categories = [{"id": category_ids[n], "name": n, "supercategory": class_key(n)} for n in names]
+    category_ids, categories = categories_of(o.name for s in segments for o in s.objects.values())
     images, annotations, narrations = [], [], {}
     invisible = 0
     for segment in segments:
@@ -50,12 +66,8 @@ def export_split(root, split: str) -> tuple:
             for object_id in sorted(int(v) for v in np.unique(labels) if v):
                 info = segment.objects[object_id]
                 shown.add(object_id)
-                rle = api.encode(np.asfortranarray((labels == object_id).astype(np.uint8)))
-                annotations.append({
-                    "id": len(annotations) + 1, "image_id": image_id, "category_id": category_ids[info.name],
-                    "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
-                    "area": float(api.area(rle)), "bbox": [float(v) for v in api.toBbox(rle)], "iscrowd": 0,
-                    "attributes": {"in_contact": bool(info.handbox)}})
+                annotations.append(instance_annotation(api, labels == object_id, len(annotations) + 1, image_id,
+                                                       category_ids[info.name], info.handbox))
         invisible += len(set(segment.objects) - shown)
     coco = {"info": {"description": "%s split %s (actiseg_ros.tools.coco_export)" % (root, split)},
             "images": images, "annotations": annotations, "categories": categories}
