@@ -20,6 +20,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 use_default_profile()
 
 
+SLOW_MARKS = ("ros", "training", "slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that is not marked ros, training or slow is a unit test (`make test-unit`: pytest -m unit)."""
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in SLOW_MARKS):
+            item.add_marker(pytest.mark.unit)
+
+
 ACTISEG = [str(Path(sys.executable).with_name("actiseg"))]  # the installed entry point, as a user runs it
 
 
