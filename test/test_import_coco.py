@@ -9,8 +9,8 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from actiseg_ros.data import actionvos, taxonomy
-from actiseg_ros.data.import_coco import (NEW_CLASS_BASE, CocoError, decode_segmentation, import_coco,
-                                          named_objects, report_path)
+from actiseg_ros.data.coco import CocoError, decode_segmentation
+from actiseg_ros.data.import_coco import NEW_CLASS_BASE, import_coco, named_objects, report_path
 from actiseg_ros.data.synth_labels import WEIGHT_BOTH_CUES, WEIGHT_NEGATIVE, WEIGHT_ONE_CUE, WEIGHT_OTHER
 from actiseg_ros.tools import coco_export
 from conftest import run_actiseg

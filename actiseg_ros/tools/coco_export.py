@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 from actiseg_ros.data import actionvos
-from actiseg_ros.data.import_coco import CocoError, class_key, mask_api
+from actiseg_ros.data.coco import CocoError, mask_api
+from actiseg_ros.data.import_coco import class_key
 
 
 def categories_of(names) -> tuple:
