@@ -329,3 +329,44 @@ def test_decode_rejects_what_pycocotools_would_misread():
             decode_segmentation({"size": [H, W], "counts": short}, H, W)
     full = decode_segmentation({"size": [H, W], "counts": [0, H * W]}, H, W)
     assert full.all() and full.shape == (H, W)
+
+
+def test_labels_for_a_recorded_bag_import(tmp_path):
+    """The loop's real files: a bag written with rosbags -> `actiseg import bag` -> a labelling tool's COCO
+    export of its frames (file_name relative to the import's JPEGImages_Sparse/val, masks encoded by
+    pycocotools) -> `actiseg import coco` with the narrations.csv the bag import wrote."""
+    from bag_helpers import ACTION_TOPIC, sample_frames, write_bag
+
+    frames = sample_frames(6, size=(W, H))
+    bag = write_bag(tmp_path / "robot_run", "mcap", frames, [(frames[0][0] - 1, "crush garlic with garlic press")])
+    recorded = tmp_path / "recorded"
+    done = run_actiseg(["import", "bag", str(bag), "--image-topic", "camera/image_raw", "--action-topic",
+                        ACTION_TOPIC, "--out", str(recorded), "--every", "2"])
+    assert done.returncode == 0, done.stderr
+    images = recorded / actionvos.IMAGES / "val"
+    (sequence,) = [p.name for p in images.iterdir()]
+    files = sorted(images.glob("%s/*.jpg" % sequence))
+    categories = [{"id": 1, "name": "right hand"}, {"id": 2, "name": "garlic press"}, {"id": 3, "name": "bowl"}]
+    coco = {"images": [], "annotations": [], "categories": categories}
+    for index, path in enumerate(files):
+        coco["images"].append({"id": index + 1, "file_name": "%s/%s" % (sequence, path.name), "width": W,
+                               "height": H})
+        for category, box in ((1, (40, 30, 64, 48)), (2, (30, 20, 40, 32)), (3, (2, 2, 14, 12))):
+            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": index + 1,
+                                        "category_id": category, "segmentation": compressed(box_mask(*box)),
+                                        "iscrowd": 0})
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(coco))
+    data = tmp_path / "data"
+    done = run_actiseg(["import", "coco", str(labels), "--images", str(images), "--narrations",
+                        str(recorded / "narrations.csv"), "--out", str(data)])
+    assert done.returncode == 0, done.stderr
+    (segment,) = actionvos.read_split(data, "train").segments
+    assert segment.name == sequence and segment.narration == "crush garlic with garlic press"
+    assert segment.sparse_frames == [p.name for p in files]
+    report = json.loads(report_path(data, "train").read_text())
+    press = report["classes"]["garlic press"]
+    assert report["new_classes"] == ["garlic press"] and report["contact_source"] == "masks"
+    assert flags_by_name(segment) == {"bowl": (7, 0, 0, 0), "garlic press": (press, 1, 1, 1),
+                                      "right hand": (301, 1, 0, 1)}
+    assert "garlic press" in json.loads((data / "vocabulary.json").read_text())
