@@ -216,7 +216,8 @@ class Frame:
     name: str  # output frame file name (.jpg)
     height: int
     width: int
-    masks: list  # [(object name, bool mask)] in annotation order
+    names: list  # object name of each annotation, in annotation order
+    annotations: list  # the COCO annotations (decoded again when written: one frame's masks in memory at a time)
     contacts: set  # object names in contact with a hand in this frame
 
 
@@ -234,7 +235,8 @@ def frame_number(name: str, fallback: int) -> int:
 
 def read_frame(image_id: int, entry: dict, annotations: list, categories: dict, images_dir: Path,
                use_attributes: bool) -> Frame:
-    """One annotated image: file checks, decoded masks and contacts. CocoError names the image or annotation."""
+    """One annotated image: file checks, masks decoded and checked, contacts. ItemError names the image or
+    annotation."""
     item = "image id %d (%s)" % (image_id, entry["file_name"])
     path = images_dir / entry["file_name"]
     if not path.is_file():
@@ -256,7 +258,7 @@ def read_frame(image_id: int, entry: dict, annotations: list, categories: dict, 
         except CocoError as err:
             raise ItemError(where, str(err)) from None
         name = categories[annotation["category_id"]]
-        masks.append((name, mask))
+        masks.append((name, mask))  # for the contact test; dropped with this function's frame
         if use_attributes and contact:
             contacts.add(name)
     if not use_attributes:
@@ -269,20 +271,20 @@ def read_frame(image_id: int, entry: dict, annotations: list, categories: dict, 
             contacts |= touching(hand, others, contact_radius(height, width))
     stem = os.path.splitext(path.name)[0]
     return Frame(image_id=image_id, path=path, sequence=path.parent.name, name=stem + ".jpg", height=height,
-                 width=width, masks=masks, contacts=contacts)
+                 width=width, names=[n for n, _ in masks], annotations=list(annotations), contacts=contacts)
 
 
 def label_image(frame: Frame, ids: dict) -> np.ndarray:
     """(H, W) uint8 object ids, annotations painted in file order (later ones on top, as ActionVOS paints)."""
     labels = np.zeros((frame.height, frame.width), np.uint8)
-    for name, mask in frame.masks:
-        labels[mask] = ids[name]
+    for name, annotation in zip(frame.names, frame.annotations):
+        labels[decode_segmentation(annotation["segmentation"], frame.height, frame.width)] = ids[name]
     return labels
 
 
 def sequence_flags(sequence: Sequence) -> dict:
     """{name: (handbox, narration, positive)} of a sequence's objects (ActionVOS's rule, see the module doc)."""
-    names = sorted({n for f in sequence.frames for n, _ in f.masks})
+    names = sorted({n for f in sequence.frames for n in f.names})
     touched = set().union(*(f.contacts for f in sequence.frames))
     named = named_objects(sequence.narration, names)
     flags = {}
@@ -394,7 +396,7 @@ def plan_import(data, source, images_dir, narrations: dict, split: str = "train"
                           skip_bad, skipped)
             continue
         sequences.append(Sequence(name=name, frames=members, narration=narrations[name]))
-    names = {n for s in sequences for f in s.frames for n, _ in f.masks}
+    names = {n for s in sequences for f in s.frames for n in f.names}
     classes = assign_classes(names, recorded_classes or {})
     planned, used_ids = [], set()
     next_id = first_seq_id
