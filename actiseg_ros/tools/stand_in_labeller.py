@@ -45,7 +45,7 @@ def stream_of(header: dict):
 
 def label_frames(frames_root, manifest) -> tuple:
     """(COCO dict, summary) for every frame of an `actiseg import bag` output recorded from the manifest's replay."""
-    from actiseg_ros.data.import_coco import mask_api
+    from actiseg_ros.data.coco import mask_api
 
     header, published, _actions = read_manifest(manifest)
     source_of_stamp = {f["stamp_ns"]: f["source_index"] for f in published}
