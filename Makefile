@@ -17,7 +17,7 @@ export AMENT_PREFIX_PATH := $(abspath $(VENV))$(if $(AMENT_PREFIX_PATH),:$(AMENT
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-unit lint demo bench clean
 
 setup: $(INSTALL_STAMP)
 
@@ -36,6 +36,13 @@ $(INSTALL_STAMP): $(DEPS_STAMP) $(SOURCES)
 
 test: setup
 	$(BIN)/pytest -ra
+
+# The fast tests alone (every test not marked ros, training or slow: about a minute) and the linter alone.
+test-unit: setup
+	$(BIN)/pytest -ra -m unit
+
+lint: setup
+	$(BIN)/ruff check .
 
 demo: setup
 	$(BIN)/actiseg demo --json docs/demo/report.json
