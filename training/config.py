@@ -113,6 +113,10 @@ class TrainConfig:
     # fresh layers: a second training stage. Its architecture must match (input_hw may differ); the
     # optimiser and schedule start fresh. A --resume from OUT/latest.pt takes precedence.
     init_from: str = ""
+    # More training data mixed into every epoch: a list of {root: DIR, split: train, segments: N} (N = 0: all of
+    # that split; otherwise N segments drawn once with `seed`). For fine-tuning on a new domain, a share of the
+    # data the init model learnt from keeps the old domain from being forgotten (training/configs/finetune.yaml).
+    mix_data: list = field(default_factory=list)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -206,6 +210,24 @@ def validate(config: TrainConfig) -> None:
         raise ValueError("model.input_hw %s must be multiples of 32" % (config.model.input_hw,))
     if config.batch_size < 1 or config.frames_per_clip < 1 or config.epochs < 1:
         raise ValueError("batch_size, frames_per_clip and epochs must be >= 1")
+    validate_mix_data(config.mix_data)
+
+
+def validate_mix_data(entries) -> None:
+    """mix_data entries are mappings with a `root` and optional `split` (str) and `segments` (int >= 0)."""
+    if not isinstance(entries, list):
+        raise ValueError("mix_data must be a list of {root, split, segments} mappings, got %r" % (entries,))
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("root"), str) or not entry["root"]:
+            raise ValueError("mix_data[%d] must be a mapping with a `root` folder, got %r" % (i, entry))
+        unknown = sorted(set(entry) - {"root", "split", "segments"})
+        if unknown:
+            raise ValueError("mix_data[%d]: unknown key(s) %s; allowed: root, split, segments" % (i, unknown))
+        if not isinstance(entry.get("split", "train"), str):
+            raise ValueError("mix_data[%d].split must be a split name, got %r" % (i, entry["split"]))
+        segments = entry.get("segments", 0)
+        if isinstance(segments, bool) or not isinstance(segments, int) or segments < 0:
+            raise ValueError("mix_data[%d].segments must be an integer >= 0 (0: all), got %r" % (i, segments))
 
 
 def validate_strategy_parameters(loss: LossConfig) -> None:

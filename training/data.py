@@ -107,6 +107,57 @@ class SegmentClips(torch.utils.data.Dataset):
                           frames=torch.from_numpy(picked.astype(np.int64)), object_ids=object_ids)
 
 
+class MixedClips(torch.utils.data.Dataset):
+    """Several SegmentClips as one data set (the main split first, then each `mix_data` part); a sample's
+    `index` is its position in the whole, so per-sample state (ELR, NPN) keys stay unique."""
+
+    def __init__(self, parts: list):
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts]).tolist()
+        self.segments = [seg for part in self.parts for seg in part.segments]
+        self.skipped = [s for part in self.parts for s in part.skipped]
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.parts:
+            part.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def prompts(self) -> list:
+        return sorted({p for part in self.parts for p in part.prompts()})
+
+    def __getitem__(self, index: int) -> ClipSample:
+        which = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        sample = self.parts[which][index - self.offsets[which]]
+        sample.index = index
+        return sample
+
+
+def training_clips(config) -> torch.utils.data.Dataset:
+    """The training data of a TrainConfig: `data_root`'s `train_split`, plus every `mix_data` part (a
+    deterministic subset of `segments` segments of its split when given)."""
+    def clips(root, split):
+        return SegmentClips(root, split, config.model.input_hw, config.frames_per_clip, config.jitter, config.seed,
+                            config.skip_bad)
+
+    main = clips(config.data_root, config.train_split)
+    if not config.mix_data:
+        return main
+    parts = [main]
+    for entry in config.mix_data:
+        part = clips(entry["root"], entry.get("split", "train"))
+        wanted = int(entry.get("segments", 0))
+        if wanted > len(part.segments):
+            raise actionvos.DatasetError("mix_data %s: %d segments asked for, split %s has %d"
+                                         % (entry["root"], wanted, part.split, len(part.segments)))
+        if wanted:
+            keep = np.sort(np.random.default_rng([config.seed, 4242]).permutation(len(part.segments))[:wanted])
+            part.segments = [part.segments[i] for i in keep]
+        parts.append(part)
+    return MixedClips(parts)
+
+
 def collate_clips(samples: list) -> dict:
     """Pad K to the batch maximum. Shapes: images (B, T, 3, H, W); targets/weights/objects (B, T, Kmax, H, W);
     positive (B, Kmax); valid (B, Kmax) bool; prompts: B lists; index (B,); frames (B, T) int64;

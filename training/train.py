@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, to_dict
-from .data import SegmentClips, collate_clips, epoch_order
+from .data import collate_clips, epoch_order, training_clips
 from .modeling.actiseg_model import ActiSegModel
 from .prompts import PromptBank, encode_prompts
 from .schedule import EpochSchedule
@@ -124,8 +124,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
 
-    dataset = SegmentClips(config.data_root, config.train_split, config.model.input_hw, config.frames_per_clip,
-                           config.jitter, config.seed, config.skip_bad)
+    dataset = training_clips(config)
     for skipped in dataset.skipped:
         log("skipped %s: %s" % (skipped.path, skipped.reason))
     if world > 1 and config.model.text_trainable:

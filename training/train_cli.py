@@ -1,4 +1,4 @@
-"""`actiseg train --config CONFIG [--config OVERLAY ...] --out DIR [--resume] [--set key=value ...]`; also
+"""`actiseg train --config CONFIG [--config OVERLAY ...] --out DIR [--data ROOT] [--resume] [--set key=value ...]`; also
 works under torchrun: `torchrun --nproc_per_node N -m actiseg_ros.training.train_cli --config ... --out ...`.
 
 Example, GCE on the default recipe: `actiseg train --config default --config strategies/gce --out runs/gce`."""
@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="YAML recipe (a path, or a name from %s such as 'default', 'tiny' or "
                              "'strategies/gce'); repeat it to merge later files over earlier ones" % configs_dir())
     parser.add_argument("--out", required=True, help="run folder: checkpoints, train_log.csv, model.pt")
+    parser.add_argument("--data", default=None, metavar="ROOT",
+                        help="training data root (ActionVOS layout); the same as --set data_root=ROOT")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/latest.pt if it exists")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set data_root=data/x --set model.aux_heads=0")
@@ -45,7 +47,10 @@ def main(args) -> int:
     from .train import train
 
     try:
-        config = load_config([resolve_config_path(name) for name in args.config], parse_overrides(args.set))
+        overrides = parse_overrides(args.set)
+        if args.data is not None:
+            overrides["data_root"] = args.data
+        config = load_config([resolve_config_path(name) for name in args.config], overrides)
     except ValueError as err:
         raise SystemExit("invalid config: %s" % err) from None
     if config.init_from:
