@@ -10,9 +10,11 @@ the MiniLM weight package and checked against the card's recorded hash):
    the `val` and `val_human` splits, which includes every (object, narration) prompt of those splits.
 2. Metrics: `actiseg infer` + `actiseg eval` on clean val_human with the float32 and the int8 encoder, the
    card's thresholds as shipped; the change of every metric in points.
-3. --dynamic: the same for onnxruntime.quantization.quantize_dynamic (per-tensor and per-channel), the
-   quantizer that was tried first.
---card writes the summary into the model card (`text_encoder_int8`); the graphs are not touched.
+3. --dynamic-only: instead, onnxruntime.quantization.quantize_dynamic (per-tensor and per-channel), the
+   quantizer tried first and rejected, on the prompts the splits really use and by the metrics; added to
+   an existing --json result (and card) as `rejected_dynamic`.
+--card writes the summary into the model card (`text_encoder_int8`) and the int8 metrics as the card's
+`metrics` (the shipped model's); the graphs are not touched.
 """
 import argparse
 import datetime
@@ -58,7 +60,8 @@ def cpu_name() -> str:
 
 
 def all_prompts(card, data_root, splits) -> tuple:
-    """-> (sorted prompts: vocabulary x narrations, number of them that are real (object, narration) prompts)."""
+    """-> (sorted prompts: vocabulary x narrations and the splits' own, sorted prompts of the splits, number of
+    narrations)."""
     from actiseg_ros.data import actionvos
 
     narrations, seen = set(), set()
@@ -68,11 +71,13 @@ def all_prompts(card, data_root, splits) -> tuple:
             seen.update(actionvos.build_prompt(obj.name, segment.narration) for obj in segment.objects.values())
     grid = {card.prompt_template.format(object=name, narration=narration)
             for name in card.raw["vocabulary"] for narration in narrations}
-    return sorted(grid | seen), len(seen), len(narrations)
+    return sorted(grid | seen), sorted(seen), len(narrations)
 
 
 def encode_all(model_dir, prompts, batch: int = 64) -> tuple:
     """-> (token features (N, L, C), attention mask (N, L)) by the runtime's tokenizer and ORT CPU engine."""
+    from tqdm import tqdm
+
     from actiseg_ros.inference.engines.onnxruntime_engine import OrtTextEngine
     from actiseg_ros.inference.model_card import load_model_card
     from actiseg_ros.inference.tokenizer import PromptTokenizer
@@ -81,7 +86,7 @@ def encode_all(model_dir, prompts, batch: int = 64) -> tuple:
     tokenizer = PromptTokenizer(card.tokenizer.path, card.max_tokens)
     engine = OrtTextEngine(card.text_encoder.path, card.max_tokens, card.text_width)
     tokens, masks = [], []
-    for start in range(0, len(prompts), batch):
+    for start in tqdm(range(0, len(prompts), batch), desc="encode %s" % Path(model_dir).name):
         ids, mask = tokenizer.encode(prompts[start:start + batch])
         tokens.append(engine.run(ids, mask))
         masks.append(mask)
@@ -151,6 +156,64 @@ def with_text_graph(source_dir, graph, target: Path) -> Path:
     return target
 
 
+def measure(model, fp32, prompts, seen, narrations, card, args, work) -> dict:
+    import onnxruntime
+
+    from actiseg_ros.inference.model_card import sha256_file
+
+    reference, mask = encode_all(fp32, prompts)
+    int8_tokens, _ = encode_all(model, prompts)
+    features = dict(compare_features(reference, int8_tokens, mask, prompts), seen_in_splits=len(seen),
+                    narrations=narrations, splits=args.prompt_splits, condition=">= %.2f" % MIN_COSINE)
+    index = {prompt: row for row, prompt in enumerate(prompts)}
+    rows = [index[prompt] for prompt in seen]
+    features["seen_only"] = compare_features(reference[rows], int8_tokens[rows], mask[rows], seen)
+    print("prompt features: %s" % json.dumps(features), flush=True)
+    (work / "e_fp32").mkdir()
+    (work / "e_int8").mkdir()
+    metrics_fp32 = evaluate(fp32, args.data, args.split, work / "e_fp32", args.threads)
+    metrics_int8 = evaluate(model, args.data, args.split, work / "e_int8", args.threads)
+    evaluation = dict(deltas(metrics_fp32, metrics_int8), split=args.split, mask_threshold=card.mask_threshold,
+                      positive_gate=card.positive_gate, fp32=metrics_fp32, int8=metrics_int8,
+                      condition="|change| <= %.1f points on every metric" % MAX_DELTA_POINTS)
+    print("metrics: %s" % json.dumps(evaluation["delta_points"]), flush=True)
+    latency = {name: text_latency(folder, prompts, args.threads)
+               for name, folder in (("fp32", fp32), ("int8", model))}
+    return {
+        "measured": {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                     "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
+                                 "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
+                                 "load_average_after": list(os.getloadavg())}},
+        "files": {precision: {"bytes": os.path.getsize(folder / "text_encoder.onnx"),
+                              "sha256": sha256_file(folder / "text_encoder.onnx")}
+                  for precision, folder in (("fp32", fp32), ("int8", model))},
+        "prompt_features": features,
+        "metrics": evaluation,
+        "text_latency_ort_cpu": latency,
+    }
+
+
+def measure_dynamic(model, fp32, seen, args, work) -> dict:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    reference, mask = encode_all(fp32, seen)
+    (work / "e_fp32").mkdir()
+    metrics_fp32 = evaluate(fp32, args.data, args.split, work / "e_fp32", args.threads)
+    result = {"command": "python benchmarks/text_encoder_int8.py " + " ".join(sys.argv[1:])}
+    for name, per_channel in (("per_tensor", False), ("per_channel", True)):
+        graph = work / ("dynamic_%s.onnx" % name)
+        quantize_dynamic(fp32 / "text_encoder.onnx", graph, weight_type=QuantType.QInt8, per_channel=per_channel)
+        folder = with_text_graph(model, graph, work / ("m_%s" % name))
+        tokens, _ = encode_all(folder, seen)
+        (work / ("e_%s" % name)).mkdir()
+        result[name] = {"bytes": os.path.getsize(graph),
+                        "prompt_features": compare_features(reference, tokens, mask, seen),
+                        "metrics": deltas(metrics_fp32, evaluate(folder, args.data, args.split,
+                                                                 work / ("e_%s" % name), args.threads))}
+        print("dynamic %s: %s" % (name, json.dumps(result[name])), flush=True)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "models" / "default"))
@@ -159,14 +222,14 @@ def main() -> int:
     parser.add_argument("--prompt-splits", nargs="+", default=["val", "val_human"])
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--json", required=True, help="where the full result goes")
-    parser.add_argument("--card", action="store_true", help="also record the summary in the model card")
-    parser.add_argument("--dynamic", action="store_true",
-                        help="also measure onnxruntime.quantization.quantize_dynamic (per-tensor, per-channel)")
+    parser.add_argument("--card", action="store_true",
+                        help="also record the summary (and the int8 metrics as `metrics`) in the model card")
+    parser.add_argument("--dynamic-only", action="store_true",
+                        help="measure onnxruntime.quantization.quantize_dynamic (per-tensor, per-channel) instead, "
+                             "and add it to the existing --json result")
     args = parser.parse_args()
     import_training()
-    import onnxruntime
-
-    from actiseg_ros.inference.model_card import load_model_card, sha256_file
+    from actiseg_ros.inference.model_card import load_model_card
     from actiseg_ros.training.export import export_text_only
 
     model = Path(args.model)
@@ -182,54 +245,15 @@ def main() -> int:
             shutil.copy(model / name, fp32 / name)
         export_text_only(fp32, "fp32")  # checked against the card's float32 hash
         prompts, seen, narrations = all_prompts(card, args.data, args.prompt_splits)
-        print("%d prompts (%d seen in %s, %d narrations)" % (len(prompts), seen, "/".join(args.prompt_splits),
+        print("%d prompts (%d seen in %s, %d narrations)" % (len(prompts), len(seen), "/".join(args.prompt_splits),
                                                               narrations), flush=True)
-        reference, mask = encode_all(fp32, prompts)
-        int8_tokens, _ = encode_all(model, prompts)
-        features = dict(compare_features(reference, int8_tokens, mask, prompts), seen_in_splits=seen,
-                        narrations=narrations, splits=args.prompt_splits, condition=">= %.2f" % MIN_COSINE)
-        print("prompt features: %s" % json.dumps(features), flush=True)
-        (work / "e_fp32").mkdir()
-        (work / "e_int8").mkdir()
-        metrics_fp32 = evaluate(fp32, args.data, args.split, work / "e_fp32", args.threads)
-        metrics_int8 = evaluate(model, args.data, args.split, work / "e_int8", args.threads)
-        evaluation = dict(deltas(metrics_fp32, metrics_int8), split=args.split, mask_threshold=card.mask_threshold,
-                          positive_gate=card.positive_gate, fp32=metrics_fp32, int8=metrics_int8,
-                          condition="|change| <= %.1f points on every metric" % MAX_DELTA_POINTS)
-        print("metrics: %s" % json.dumps(evaluation["delta_points"]), flush=True)
-        latency = {name: text_latency(folder, prompts, args.threads)
-                   for name, folder in (("fp32", fp32), ("int8", model))}
-        summary = {
-            "measured": {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
-                                     "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-                                     "load_average_before": load_before,
-                                     "load_average_after": list(os.getloadavg())},
-                         "command": "python benchmarks/text_encoder_int8.py " + " ".join(sys.argv[1:])},
-            "files": {precision: {"bytes": os.path.getsize(folder / "text_encoder.onnx"),
-                                  "sha256": sha256_file(folder / "text_encoder.onnx")}
-                      for precision, folder in (("fp32", fp32), ("int8", model))},
-            "prompt_features": features,
-            "metrics": evaluation,
-            "text_latency_ort_cpu": latency,
-        }
-        if args.dynamic:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            summary["rejected_dynamic"] = {}
-            for name, per_channel in (("per_tensor", False), ("per_channel", True)):
-                graph = work / ("dynamic_%s.onnx" % name)
-                quantize_dynamic(fp32 / "text_encoder.onnx", graph, weight_type=QuantType.QInt8,
-                                 per_channel=per_channel)
-                folder = with_text_graph(model, graph, work / ("m_%s" % name))
-                tokens, _ = encode_all(folder, prompts)
-                (work / ("e_%s" % name)).mkdir()
-                result = {"bytes": os.path.getsize(graph), "prompt_features": compare_features(reference, tokens, mask,
-                                                                                                prompts)}
-                result["metrics"] = deltas(metrics_fp32, evaluate(folder, args.data, args.split,
-                                                                  work / ("e_%s" % name), args.threads))
-                summary["rejected_dynamic"][name] = result
-                print("dynamic %s: %s" % (name, json.dumps(result)), flush=True)
+        if args.dynamic_only:
+            summary = json.loads(Path(args.json).read_text())
+            summary["rejected_dynamic"] = measure_dynamic(model, fp32, seen, args, work)
+        else:
+            summary = measure(model, fp32, prompts, seen, narrations, card, args, work)
+            summary["measured"].update(command="python benchmarks/text_encoder_int8.py " + " ".join(sys.argv[1:]))
+            summary["measured"]["machine"]["load_average_before"] = load_before
     finally:
         shutil.rmtree(work, ignore_errors=True)
     Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
@@ -237,9 +261,13 @@ def main() -> int:
         path = model / "model_card.json"
         data = json.loads(path.read_text())
         data["text_encoder_int8"] = summary
+        if not args.dynamic_only:  # the shipped model's metrics are the int8 encoder's
+            data["metrics"] = summary["metrics"]["int8"]
         temp = path.with_name(".model_card.json.tmp")
         temp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(temp, path)
+    if args.dynamic_only:
+        return 0
     ok = summary["prompt_features"]["met"] and summary["metrics"]["met"]
     print("int8 text encoder: %s" % ("both conditions met" if ok else "CONDITIONS NOT MET"))
     return 0 if ok else 1

@@ -35,7 +35,8 @@ def symmetric_int8(weights: np.ndarray, axis: int) -> tuple:
 def quantize_weights_int8(model, min_elements: int = 4096):
     """Rewrite `model` (an onnx.ModelProto, changed in place and returned) with int8 weights for every
     MatMul whose second input and every Gather (axis 0) whose data is a 2-D float32 initializer of at least
-    `min_elements` values. Returns (model, report): report counts the rewritten nodes and weights."""
+    `min_elements` values. Returns (model, report): the rewritten nodes, the int8 weights, the float32 weights
+    left as they were and the float32 scales added."""
     from onnx import NodeProto, TensorProto, helper, numpy_helper
 
     graph = model.graph
@@ -49,7 +50,7 @@ def quantize_weights_int8(model, min_elements: int = 4096):
     dequantized: dict = {}  # MatMul weight name -> its DequantizeLinear output (shared by every user)
     row_quantized: dict = {}  # Gather table name -> (int8 name, scale name)
     head, ordered, new_inits = [], [], []  # head: the DequantizeLinear nodes (inputs are all initializers)
-    report = {"matmul": 0, "gather": 0, "int8_weights": 0, "float_weights_left": 0}
+    report = {"matmul": 0, "gather": 0, "int8_weights": 0, "float_weights_left": 0, "scales": 0}
     for original in graph.node:
         node = NodeProto()
         node.CopyFrom(original)
@@ -96,6 +97,7 @@ def quantize_weights_int8(model, min_elements: int = 4096):
     graph.node.extend(ordered)
     del graph.initializer[:]
     graph.initializer.extend(kept + new_inits)
-    report["float_weights_left"] = int(sum(np.prod(i.dims, dtype=np.int64) for i in graph.initializer
+    report["float_weights_left"] = int(sum(np.prod(i.dims, dtype=np.int64) for i in kept  # biases, norms, small
                                            if i.data_type == TensorProto.FLOAT))
+    report["scales"] = int(sum(np.prod(i.dims, dtype=np.int64) for i in new_inits if i.data_type == TensorProto.FLOAT))
     return model, report
