@@ -43,7 +43,7 @@ def test_finetune_recipe_starts_from_the_shipped_model_with_the_robust_loss_and_
     config = load_config(configs_dir() / "finetune.yaml", {"data_root": "data/x"})
     assert config.init_from == "models/default/actiseg_default.pt"
     assert config.loss.pmhm and config.loss.pmhm_warmup_epochs == 0 and config.loss.strategy == "gce"
-    assert config.mix_data == [{"root": "data/synth_default", "split": "train", "segments": 90}]
+    assert config.mix_data == [{"root": "data/synth_default", "split": "train", "segments": 180}]
     shipped = load_config([configs_dir() / "default.yaml", configs_dir() / "default_stage2.yaml"])
     assert config.model == shipped.model  # the shipped checkpoint loads into it
     for bad, message in (([{"split": "train"}], "root"), ([{"root": "a", "segments": -1}], "segments"),
