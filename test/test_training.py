@@ -257,3 +257,11 @@ def test_exported_model_predicts_like_the_checkpoint_and_runs_the_demo_layout(un
     for f in frames:
         demo_labels = actionvos.read_label_png(tmp_path / "demo_pred" / segment.name / (f + ".png"))
         assert (demo_labels == predictions["onnx"][Path(segment.name) / (f + ".png")]).mean() > 0.999
+
+
+def test_too_little_data_for_the_batch_is_a_clear_error_not_a_traceback(tiny_data, tmp_path):
+    out = run(["train", "--config", "tiny", "--data", str(tiny_data), "--set", "batch_size=1000", "--out",
+               str(tmp_path / "run")])
+    assert out.returncode != 0
+    assert "cannot train: batch_size 1000 is larger than this rank's" in out.stderr
+    assert "--set batch_size=N" in out.stderr and "Traceback" not in out.stderr

@@ -56,6 +56,10 @@ def build_optimizer(model, config: TrainConfig):
                              weight_decay=config.weight_decay)
 
 
+class TrainSetupError(ValueError):
+    """The run cannot start with this data and configuration; the message says what to change."""
+
+
 @dataclass
 class Member:
     """One trained model with its prompt features, optimiser and LR schedule (co-teaching trains two)."""
@@ -109,7 +113,8 @@ def update(member: Member, loss: torch.Tensor, config: TrainConfig) -> None:
     member.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip:
-        torch.nn.utils.clip_grad_norm_([p for g in member.optimizer.param_groups for p in g["params"]], config.grad_clip)
+        parameters = [p for g in member.optimizer.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
     member.optimizer.step()
     member.scheduler.step()
 
@@ -128,12 +133,15 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
     for skipped in dataset.skipped:
         log("skipped %s: %s" % (skipped.path, skipped.reason))
     if world > 1 and config.model.text_trainable:
-        raise ValueError("text-encoder fine-tuning runs single-process only (its gradients are not synchronised)")
+        raise TrainSetupError("text-encoder fine-tuning runs single-process only (its gradients are not "
+                              "synchronised)")
     strategy = build_strategy(config, world)
     clips = len(epoch_order(len(dataset), config.seed, 0, rank, world))
     steps_per_epoch = [strategy.steps_in_epoch(epoch, clips, config.batch_size) for epoch in range(config.epochs)]
     if min(steps_per_epoch) == 0:
-        raise ValueError("batch_size %d is larger than this rank's %d clips" % (config.batch_size, clips))
+        raise TrainSetupError("batch_size %d is larger than this rank's %d clips (%s split %s has %d): set a smaller "
+                              "batch_size (--set batch_size=N) or add data"
+                              % (config.batch_size, clips, config.data_root, config.train_split, len(dataset)))
     schedule = EpochSchedule(steps_per_epoch, config.max_steps)
     milestones = schedule.milestones(config.lr_drop_epochs)
     members = [build_member(config, dataset, device, world, milestones)]

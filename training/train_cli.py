@@ -44,7 +44,7 @@ def parse_overrides(pairs: list) -> dict:
 
 def main(args) -> int:
     from .checkpoint import read_init_weights
-    from .train import train
+    from .train import TrainSetupError, train
 
     try:
         overrides = parse_overrides(args.set)
@@ -58,7 +58,10 @@ def main(args) -> int:
             read_init_weights(config.init_from, config.model)
         except (ValueError, FileNotFoundError) as err:
             raise SystemExit("invalid config: %s" % err) from None
-    final = train(config, args.out, resume=args.resume)
+    try:
+        final = train(config, args.out, resume=args.resume)
+    except TrainSetupError as err:
+        raise SystemExit("cannot train: %s" % err) from None
     print("weights: %s" % final)
     return 0
 
