@@ -81,6 +81,7 @@ def test_a_worker_on_slots_batches_what_waited_while_it_was_busy():
 
 # --- batched inference ---------------------------------------------------------------------------------------
 
+@pytest.mark.training
 def test_infer_batch_equals_one_frame_at_a_time_in_one_engine_call(tiny, frames):
     predictor = Predictor(tiny, backend="ort-cpu", threads=1)
     try:
@@ -114,6 +115,7 @@ def test_infer_batch_equals_one_frame_at_a_time_in_one_engine_call(tiny, frames)
         predictor.close()
 
 
+@pytest.mark.training
 def test_pipeline_batch_equals_per_camera_pipelines_and_smooths_each_camera_alone(tiny, frames):
     def settings(**values):
         return make_settings(dict({"model_dir": str(tiny), "backend": "ort-cpu", "threads": 1,
@@ -144,6 +146,7 @@ def test_pipeline_batch_equals_per_camera_pipelines_and_smooths_each_camera_alon
 
 # --- two cameras, real processes -----------------------------------------------------------------------------
 
+@pytest.mark.ros
 def test_two_cameras_share_one_engine_and_keep_their_own_outputs(tmp_path_factory, tmp_path):
     model, _trained = model_for_tests(tmp_path_factory)
     cameras = ("head", "wrist")

@@ -29,6 +29,7 @@ def test_names_resolve_like_ros_does():
         names.output_topic("masks")
 
 
+@pytest.mark.ros
 def test_node_and_replay_under_a_namespace_with_a_params_file_for_any_node(model, tmp_path):
     params_file = tmp_path / "robot.yaml"
     params_file.write_text("/**:\n  ros__parameters:\n    positive_gate: 0.6\n    smoothing:\n      enabled: false\n")
@@ -87,6 +88,7 @@ def _state(probe, node_name):
         return None
 
 
+@pytest.mark.slow
 def test_the_command_and_the_names_import_without_rclpy(tmp_path):
     """The node module imports rclpy at its top (a ROS package's node); the `actiseg` command, its `run`
     options and the topic names must not need it (pip users without the ROS wheels, `actiseg --help`)."""

@@ -110,6 +110,7 @@ def test_declaring_on_a_node_reads_a_params_file(tmp_path):
         rclpy.try_shutdown(context=context)
 
 
+@pytest.mark.ros
 def test_a_params_file_keyed_for_any_node_applies_under_a_namespace(tmp_path):
     """`/**` reaches /robot1/actiseg; a file keyed by the bare node name (`actiseg:`) does not (the issue's case)."""
     import rclpy

@@ -10,6 +10,8 @@ import pytest
 
 from ros_harness import Probe, model_for_tests, perception_node, replay_node
 
+pytestmark = pytest.mark.ros
+
 LIMIT_S = 2.0
 REPLAY = {"width": 320, "height": 240, "rate": 30.0, "loop": True, "loop_frames": 30,
           "action_script": ["0:cut onion with knife"]}
