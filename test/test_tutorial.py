@@ -18,7 +18,7 @@ from actiseg_ros.data import actionvos
 pytestmark = [pytest.mark.ros, pytest.mark.training]
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"ACTIONS": "2", "SIZE": "160x120", "EVERY": "3",
+TINY = {"ACTIONS": "2", "SIZE": "160x120", "EVERY": "3", "SYNTH_SET": "--preset tiny",
         "TRAIN_SET": "--set epochs=1 --set max_steps=3 --set batch_size=2 --set mix_data=[] --set checkpoint_every=3",
         "DEMO_SET": "--actions 2 --size 160x120 --rate 10 --timeout 150"}
 
