@@ -165,3 +165,27 @@ def test_export_text_only_refuses_a_hash_it_cannot_reproduce(model_folder):
         export_text_only(model_folder)
     assert not (model_folder / "text_encoder.onnx").exists() and path.read_bytes() == before
     assert sorted(p.name for p in model_folder.iterdir()) == ["model_card.json", "segmenter.onnx", "tokenizer.json"]
+
+
+def test_export_writes_the_int8_encoder_by_default(tmp_path_factory, tmp_path):
+    """The full `actiseg export` path on the tiny model's checkpoint: int8 text graph, float32 parity to torch,
+    the int8 features' cosine in the parity record, a card the runtime loads, no scratch files left."""
+    pytest.importorskip("torch")
+    from exported_model import tiny_export
+
+    from actiseg_ros.inference.predictor import Predictor
+    from actiseg_ros.training.export import PARITY_ATOL, TEXT_MIN_COSINE, export
+
+    checkpoint = tiny_export(tmp_path_factory) / "model.pt"
+    card = export(checkpoint, tmp_path / "model")
+    entry = card["graphs"]["text_encoder"]
+    assert entry["precision"] == "int8" and entry["quantization"]["matmul"] == 36
+    # MiniLM is frozen: every model's text encoder is the shipped one, byte for byte.
+    assert entry["sha256_by_precision"] == load_model_card(SHIPPED).raw["graphs"]["text_encoder"]["sha256_by_precision"]
+    assert card["parity"]["text_max_abs_diff"] <= PARITY_ATOL  # the float32 graph against torch
+    assert TEXT_MIN_COSINE <= card["parity"]["text_min_cosine"] < 1.0
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "model_card.json", "segmenter.onnx", "text_encoder.onnx", "tokenizer.json"]
+    with Predictor(tmp_path / "model", backend="ort-cpu") as predictor:
+        predictor.set_prompts(PROMPTS[:2])
+        assert predictor.predict(np.zeros((120, 160, 3), np.uint8)).labels.shape == (120, 160)
