@@ -73,3 +73,6 @@ default-model: setup
 	$(BIN)/actiseg export --checkpoint $(RUN)/model.pt --out $(DEFAULT_MODEL) --vocabulary synthetic \
 	    --calibration $(RUN)/calibration.json --metrics $(RUN)/val_human.json
 	cp $(RUN)/model.pt $(DEFAULT_MODEL)/actiseg_default.pt
+	# The int8 text encoder against float32 (prompt cosine, val_human metrics) into the card; exit 1 if it fails.
+	$(BIN)/python benchmarks/text_encoder_int8.py --model $(DEFAULT_MODEL) --data $(DATA) \
+	    --json $(RUN)/text_encoder_int8.json --card
