@@ -49,7 +49,8 @@ setup(
     version="0.1.0",
     packages=_runtime_packages() + _training_packages(),
     package_dir={PACKAGE: PACKAGE, PACKAGE + ".training": "training"},
-    package_data={PACKAGE + ".training": ["configs/*.yaml", "configs/*.md", "configs/strategies/*.yaml", "configs/grids/*.yaml"]},
+    package_data={PACKAGE + ".training": ["configs/*.yaml", "configs/*.md", "configs/strategies/*.yaml",
+                                          "configs/grids/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
