@@ -22,7 +22,8 @@ ROSDEP_KEYS = {
     "tqdm": "python3-tqdm",
 }
 # No rosdep key exists for these: they must be listed in requirements-runtime.txt (installed with pip).
-PIP_ONLY = {"onnxruntime": "onnxruntime", "tokenizers": "tokenizers", "rosbags": "rosbags"}
+PIP_ONLY = {"onnxruntime": "onnxruntime", "tokenizers": "tokenizers", "rosbags": "rosbags",
+            "pycocotools": "pycocotools"}
 # Optional: imported only when selected (TensorRT backend, its CUDA memory) or for an extra report
 # (onnx: the bench's FLOP count), documented in the README, never exec_depends.
 OPTIONAL = {"tensorrt", "pycuda", "cuda", "onnx"}
