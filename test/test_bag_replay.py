@@ -14,6 +14,8 @@ from actiseg_ros.data.synth import SceneStream
 from actiseg_ros.nodes.replay_node import check_timing, frame_gap
 from actiseg_ros.tools.frame_sources import SourceError, open_source
 
+pytestmark = pytest.mark.ros  # real ROS 2 processes
+
 SIZE = (320, 240)
 SEED = 0
 PERIOD_NS = 125_000_000  # recorded at 8 Hz: the default model takes ~40-100 ms a frame on a 2-core CPU

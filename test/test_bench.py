@@ -10,6 +10,8 @@ import pytest
 from actiseg_ros.inference import bench
 from exported_model import tiny_export
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 
 def test_node_macs_formulas():
     # Conv: 1x3x8x8 -> 1x4x8x8 with a 3x3 kernel: every output value is 3*3*3 MACs.

@@ -4,6 +4,8 @@ import pytest
 from actiseg_ros.data import actionvos, synth
 from actiseg_ros.data.contact_sheet import contact_sheet, overlay, save_png
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):

@@ -9,6 +9,8 @@ import pytest
 
 from actiseg_ros.data import actionvos
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 ACTISEG = [str(Path(sys.executable).with_name("actiseg"))]
 
 

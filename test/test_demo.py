@@ -11,6 +11,8 @@ from exported_model import tiny_export
 from actiseg_ros.data.synth import SceneStream
 from actiseg_ros.tools.demo import parse_size, pick_still
 
+pytestmark = pytest.mark.ros  # real ROS 2 processes
+
 
 def test_demo_writes_report_video_and_still(tmp_path_factory, tmp_path):
     model = tiny_export(tmp_path_factory) / "model"

@@ -19,6 +19,8 @@ from actiseg_ros.inference.engines.select import (Availability, candidate_backen
 from actiseg_ros.inference.model_card import load_model_card
 from exported_model import tiny_export
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 ort = pytest.importorskip("onnxruntime")
 
 SIZES = {"H": 64, "W": 96, "L": 32, "C": 384}

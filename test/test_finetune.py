@@ -19,6 +19,8 @@ from actiseg_ros.training.vocabulary import split_names, training_vocabulary  # 
 from conftest import run_actiseg as run  # noqa: E402
 from exported_model import tiny_export  # noqa: E402
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 SHIPPED_CARD = Path(__file__).resolve().parents[1] / "models" / "default" / "model_card.json"
 
 

@@ -5,6 +5,8 @@ import pytest
 
 from actiseg_ros.tools.frame_sources import SourceError, open_source, parse_script
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 
 def test_synthetic_source_frames_and_auto_script():
     source = open_source("synthetic", seed=2, size=(96, 64), actions=2)

@@ -15,6 +15,8 @@ from ros_harness import model_for_tests
 from actiseg_ros.data import actionvos
 from actiseg_ros.data.import_bag import assign_frames, read_window_narrations, window_parts
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 SIZE = (72, 40)  # an odd recorded size: frames must keep it
 PERIOD_NS = 100_000_000  # 10 Hz
 

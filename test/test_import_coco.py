@@ -15,6 +15,8 @@ from actiseg_ros.data.synth_labels import WEIGHT_BOTH_CUES, WEIGHT_NEGATIVE, WEI
 from actiseg_ros.tools import coco_export
 from conftest import run_actiseg
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 SPLITS = ("train", "val", "val_human")
 W, H = 64, 48
 

@@ -8,6 +8,8 @@ from actiseg_ros.training.modeling.actiseg_model import ActiSegSegmenter, ModelC
 from actiseg_ros.training.modeling.image_encoder import build_efficientnet  # noqa: E402
 from actiseg_ros.training.modeling.text_encoder import TextEncoder, load_tokenizer, sentence_embedding, tokenize  # noqa: E402
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 ESPRESSO, EGYPTIAN_CAT = 967, 285  # ImageNet-1k class indices
 
 

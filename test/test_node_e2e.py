@@ -14,6 +14,8 @@ from ros_harness import (Probe, model_for_tests, perception_node, raw_string_mes
 from actiseg_ros.data.synth import SceneStream
 from actiseg_ros.ros.image_conversion import from_array
 
+pytestmark = pytest.mark.ros  # real ROS 2 processes
+
 SIZE = (320, 240)  # (W, H) of the replayed synthetic stream
 SEED = 0
 

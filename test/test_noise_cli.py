@@ -11,6 +11,8 @@ from actiseg_ros import cli
 from actiseg_ros.data import actionvos, noise_cli
 from actiseg_ros.data.actionvos import ObjectInfo, Segment
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 HEIGHT, WIDTH = 240, 427  # half of 854x480: a 9 px kernel becomes 5
 # (name, class id) of the objects; ids are 1-based in alphabetical name order, as in ActionVOS
 OBJECTS = [("carrot", 41), ("chopping board", 18), ("knife", 4), ("left hand", 300), ("right hand", 301)]

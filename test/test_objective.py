@@ -14,6 +14,8 @@ from actiseg_ros.training.modeling.mask_decoder import gate_by_activity  # noqa:
 from actiseg_ros.training.objective import compute_loss, object_mask_loss  # noqa: E402
 from conftest import run_actiseg as run  # noqa: E402
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 TINY = configs_dir() / "tiny.yaml"
 
 

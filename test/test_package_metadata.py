@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = REPO / "actiseg_ros"
 

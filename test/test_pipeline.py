@@ -10,6 +10,8 @@ from actiseg_ros.ros.action_parsing import ActionError
 from actiseg_ros.ros.params import make_settings
 from actiseg_ros.ros.pipeline import ConfigureError, create_pipeline
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):

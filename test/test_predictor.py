@@ -17,6 +17,8 @@ from actiseg_ros.inference.text import PromptEncoder
 from actiseg_ros.inference.tokenizer import PromptTokenizer
 from exported_model import tiny_export
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 CAMERA_SIZES = [(640, 480), (1280, 720), (427, 240), (480, 640)]  # (W, H); the last is portrait
 DEFAULT_INPUT = (192, 320)  # the shipped model's input size (H, W)
 COFFEE_PROMPTS = ["cup used in the action of drink coffee", "spoon used in the action of stir coffee with spoon",

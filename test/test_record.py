@@ -13,6 +13,8 @@ from ros_harness import read_manifest, replay_node
 from actiseg_ros.data.bags import open_bag
 from actiseg_ros.data.synth import SceneStream
 
+pytestmark = pytest.mark.ros  # real ROS 2 processes
+
 SIZE = (320, 240)
 
 

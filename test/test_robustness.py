@@ -16,6 +16,8 @@ import pytest
 from actiseg_ros.training import robustness
 from actiseg_ros.training.robustness_grid import METRICS
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 MICRO = """
 description: micro grid for the tests
 data: {preset: tiny, seed: 0}

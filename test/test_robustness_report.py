@@ -11,6 +11,8 @@ from actiseg_ros.training.robustness_report import (cells_csv, degradation_figur
                                                     mean_std, summarise, tradeoff_figure, tradeoff_points,
                                                     write_outputs)
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 KINDS = {"clean": ("clean", 0.0), "flip40": ("flip", 40.0), "dil15": ("dilation", 15.0)}
 
 

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.ros  # real ROS 2 processes
+
 
 PROGRAMS = Path(__file__).parent / "ros_programs"
 

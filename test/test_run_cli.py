@@ -14,6 +14,8 @@ from ros_harness import Probe
 from actiseg_ros.ros.image_conversion import from_array
 from actiseg_ros.run_cli import add_arguments, node_argv
 
+pytestmark = pytest.mark.ros  # real ROS 2 processes
+
 
 def parse(argv):
     parser = argparse.ArgumentParser()

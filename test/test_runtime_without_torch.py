@@ -2,6 +2,10 @@
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # command-line subprocesses
+
 BLOCK_AND_IMPORT = r"""
 import importlib, importlib.abc, pkgutil, sys
 

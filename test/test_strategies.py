@@ -24,6 +24,8 @@ from actiseg_ros.training.strategies import (  # noqa: E402
 )
 from conftest import ACTISEG, run_actiseg as run  # noqa: E402
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 TINY = configs_dir() / "tiny.yaml"
 
 

@@ -8,6 +8,8 @@ from actiseg_ros.data import actionvos, synth, taxonomy
 from actiseg_ros.data.synth_scene import related_objects
 from actiseg_ros.data.synth_labels import WEIGHT_BOTH_CUES, WEIGHT_NEGATIVE, WEIGHT_ONE_CUE, WEIGHT_OTHER
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 TINY = synth.PRESETS["tiny"]
 SPLITS = ("train", "val", "val_human")
 

@@ -10,6 +10,8 @@ from actiseg_ros import cli
 from actiseg_ros.data import actionvos
 from actiseg_ros.data.synth_cli import parse_size
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -3,11 +3,14 @@ import hashlib
 import json
 
 import numpy as np
+import pytest
 
 from actiseg_ros.data import actionvos, taxonomy
 from actiseg_ros.data.synth import PRESETS, plan_dataset, write_dataset
 from actiseg_ros.data.synth_domain import DOMAINS, KITCHEN_B, NEW_KEYS, domain
 from actiseg_ros.data.synth_scene import KITCHEN, SceneConfig, sample_scene
+
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
 
 # `actiseg synth --preset tiny --seed 0` before domains existed (commit efccbba): ImageSets and label PNGs.
 TINY_SEED0_IMAGE_SETS = {

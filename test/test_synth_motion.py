@@ -8,6 +8,8 @@ from actiseg_ros.data.synth_motion import MOTIONS, camera_at, frame_state
 from actiseg_ros.data.synth_scene import SceneConfig, footprint, sample_scene
 from actiseg_ros.data.taxonomy import HAND_NAMES
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 ACT = np.linspace(0.21, 0.79, 59)
 
 

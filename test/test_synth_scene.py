@@ -5,6 +5,8 @@ from actiseg_ros.data import synth, taxonomy
 from actiseg_ros.data.synth_scene import (ACTION_KINDS, SceneConfig, footprint, related_objects, sample_scene)
 from actiseg_ros.data.synth_sprites import FIXTURE
 
+pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
+
 SCENES = [sample_scene(i, 1000 + i, SceneConfig()) for i in range(25)]
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from actiseg_ros.inference.model_card import load_model_card
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "models" / "default"
 MAX_BYTES = 25 * 10**6

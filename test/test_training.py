@@ -15,6 +15,8 @@ from actiseg_ros.training.config import configs_dir, load_config  # noqa: E402
 from conftest import ACTISEG, run_actiseg as run  # noqa: E402  (the installed console script: `python -m`
 # from the repository would import the source tree, where actiseg_ros.training does not exist)
 
+pytestmark = pytest.mark.training  # real torch models, exports or training steps
+
 # Small, fast and deterministic: one torch thread (two spin-wait badly when the CPU is shared).
 TINY = ["--config", "tiny", "--set", "threads=1"]
 
