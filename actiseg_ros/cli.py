@@ -22,15 +22,17 @@ register("import", "actiseg_ros.data.import_cli", "import a ROS 2 bag or COCO la
 register("corrupt", "actiseg_ros.data.noise_cli", "inject ActiSeg-NL label noise into a training split")
 register("eval", "actiseg_ros.evaluation.eval_cli", "score palette-PNG predictions with the six ActionVOS metrics")
 register("train", "actiseg_ros.training.train_cli", "train a model from a YAML recipe (torch)", extra="train")
-register("infer", "actiseg_ros.training.infer", "write palette-PNG predictions (exported model, or a .pt checkpoint with torch)",
-         extra="train")
+register("infer", "actiseg_ros.training.infer",
+         "write palette-PNG predictions (exported model, or a .pt checkpoint with torch)", extra="train")
 register("calibrate", "actiseg_ros.training.calibrate", "choose a model's mask threshold on a held-out split",
          extra="train")
-register("export", "actiseg_ros.training.export", "export a checkpoint to ONNX graphs + model card, with parity check (torch)",
+register("export", "actiseg_ros.training.export",
+         "export a checkpoint to ONNX graphs + model card, with parity check (torch)", extra="train")
+register("robustness", "actiseg_ros.training.robustness", "ActiSeg-NL robustness benchmark grid (torch)",
          extra="train")
-register("robustness", "actiseg_ros.training.robustness", "ActiSeg-NL robustness benchmark grid (torch)", extra="train")
 register("bench", "actiseg_ros.inference.bench", "time each available inference backend: latency, throughput, GFLOPs")
-register("demo", "actiseg_ros.tools.demo", "run the perception node on the synthetic stream: overlay video + JSON report")
+register("demo", "actiseg_ros.tools.demo",
+         "run the perception node on the synthetic stream: overlay video + JSON report")
 register("run", "actiseg_ros.run_cli", "run the ROS 2 perception node alone (no ros2 launch needed)")
 register("record", "actiseg_ros.tools.record", "record the camera (and action) topics into a ROS 2 bag (no ros2 bag "
          "needed)")

@@ -115,10 +115,12 @@ def parse_card(data, model_dir, source: str = CARD_FILE) -> ModelCard:
                              "version of actiseg_ros)" % (source, card_format, ", ".join(SUPPORTED_FORMATS)))
     input_hw = _get(data, "input_hw", list, source)
     if len(input_hw) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_hw):
-        raise ModelCardError("%s: field 'input_hw' must be [height, width] positive integers, got %r" % (source, input_hw))
+        raise ModelCardError("%s: field 'input_hw' must be [height, width] positive integers, got %r"
+                             % (source, input_hw))
     stride = _positive_int(data, "mask_stride", source)
     if input_hw[0] % stride or input_hw[1] % stride:
-        raise ModelCardError("%s: field 'input_hw' %r is not divisible by 'mask_stride' %d" % (source, input_hw, stride))
+        raise ModelCardError("%s: field 'input_hw' %r is not divisible by 'mask_stride' %d"
+                             % (source, input_hw, stride))
     for key, expected in SUPPORTED_NORMALIZATION.items():
         value = _get(data, "normalization." + key, str, source)
         if value != expected:
@@ -129,7 +131,8 @@ def parse_card(data, model_dir, source: str = CARD_FILE) -> ModelCard:
         raise ModelCardError("%s: field 'normalization.scale' must be positive, got %r" % (source, scale))
     template = _get(data, "prompt_template", str, source)
     if "{object}" not in template or "{narration}" not in template:
-        raise ModelCardError("%s: field 'prompt_template' must contain {object} and {narration}, got %r" % (source, template))
+        raise ModelCardError("%s: field 'prompt_template' must contain {object} and {narration}, got %r"
+                             % (source, template))
     graphs = _get(data, "graphs", dict, source)
     files = {}
     for name in GRAPH_NAMES:
