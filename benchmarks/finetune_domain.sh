@@ -5,6 +5,7 @@
 #   benchmarks/finetune_domain.sh zero_shot # the shipped model on kitchen_b (and on its own domain, for reference)
 #   benchmarks/finetune_domain.sh train v2  # fine-tuned and from-scratch runs, side by side, same steps
 #   benchmarks/finetune_domain.sh eval v2   # both: calibrate on kitchen_b val, score val_human (+ old domain)
+#   benchmarks/finetune_domain.sh eval v2-gate  # v2 fine-tuned and zero-shot, positive gate calibrated too
 #   benchmarks/finetune_domain.sh report    # docs/finetune/results.json and table.md
 #   benchmarks/finetune_domain.sh all       # everything, v1 and v2
 #
@@ -70,10 +71,28 @@ score() {  # score NAME MODEL DATA [extra infer args]: calibrate on val, then in
     local threshold
     threshold=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'])" \
         "$RUNS/$name.calibration.json")
-    "$ACTISEG" infer --model "$model" --data "$data" --split val_human --out "$RUNS/$name.pred" \
-        --mask-threshold "$threshold" --threads 1 "$@"
+    score_only "$name" "$model" "$data" --mask-threshold "$threshold" "$@"
+}
+
+score_only() {  # score_only NAME MODEL DATA [infer args]: infer + eval val_human, no calibration
+    local name=$1 model=$2 data=$3
+    shift 3
+    "$ACTISEG" infer --model "$model" --data "$data" --split val_human --out "$RUNS/$name.pred" --threads 1 "$@"
     "$ACTISEG" eval --pred "$RUNS/$name.pred" --data "$data" --split val_human --json "$OUT/$name.json" \
         --breakdown-json "$OUT/$name.breakdown.json"
+}
+
+GATES=0.75,0.6,0.5,0.4,0.3,0.2
+score_gated() {  # score_gated NAME MODEL: gate AND mask threshold calibrated on kitchen_b val (clean), that one
+    # pair then scores kitchen_b val_human and the old domain's val_human (NAME_old_domain): one card, both domains
+    local name=$1 model=$2 pair
+    "$ACTISEG" calibrate --model "$model" --data "$NEW" --split val --gates "$GATES" \
+        --json "$RUNS/$name.calibration.json" --threads 1
+    pair=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['chosen_gate'], r['chosen'])" \
+        "$RUNS/$name.calibration.json")
+    read -r gate threshold <<< "$pair"
+    score_only "$name" "$model" "$NEW" --positive-gate "$gate" --mask-threshold "$threshold"
+    score_only "${name}_old_domain" "$model" "$OLD" --positive-gate "$gate" --mask-threshold "$threshold"
 }
 
 zero_shot() {
@@ -85,6 +104,13 @@ zero_shot() {
 
 evaluate() {  # evaluate VARIANT
     local variant=$1
+    if [ "$variant" = v2-gate ]; then  # added after v2's analysis: under-confident positive head, fixed gate
+        stamp "eval v2-gate start"
+        score_gated finetuned_v2_gate "$RUNS/v2/finetune/model.pt"
+        score_gated zero_shot_gate models/default
+        stamp "eval v2-gate done"
+        return
+    fi
     stamp "eval $variant start"
     score "finetuned_$variant" "$RUNS/$variant/finetune/model.pt" "$NEW"
     score "scratch_$variant" "$RUNS/$variant/scratch/model.pt" "$NEW"
@@ -98,7 +124,7 @@ case "${1:-all}" in
     train) train "${2:-v2}" ;;
     eval) evaluate "${2:-v2}" ;;
     report) .venv/bin/python benchmarks/finetune_domain_report.py --runs "$RUNS" --out "$OUT" ;;
-    all) data; zero_shot; for v in v1 v2; do train $v; evaluate $v; done
+    all) data; zero_shot; for v in v1 v2; do train $v; evaluate $v; done; evaluate v2-gate
          .venv/bin/python benchmarks/finetune_domain_report.py --runs "$RUNS" --out "$OUT" ;;
     *) echo "usage: $0 [data|zero_shot|train VARIANT|eval VARIANT|report|all]" >&2; exit 2 ;;
 esac

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from actiseg_ros.inference.model_card import sha256_file
+from actiseg_ros.inference.postprocess import POSITIVE_GATE as DEFAULT_POSITIVE_GATE
 
 from .checkpoint import load_weights
 from .modeling.text_encoder import MAX_TOKENS, TEXT_WIDTH, load_tokenizer, minilm_path, tokenize
@@ -208,7 +209,8 @@ def check_parity(model, out_dir, input_hw, text_fp32_graph=None) -> dict:
 def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | None = None,
            calibration: dict | None = None, text_precision: str = "int8") -> dict:
     """Write graphs, tokenizer and model card to out_dir; returns the card. calibration: calibrate.read_calibration's
-    dict; its threshold becomes the card's mask threshold and its sweep is recorded. text_precision: 'int8'
+    dict; its threshold becomes the card's mask threshold, its gate (if calibrated) the positive gate, and its
+    sweep is recorded. text_precision: 'int8'
     (the shipped form) or 'fp32' (exact parity with torch, 4x the size)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,7 +232,8 @@ def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | 
         "normalization": {"mean": 127.0, "scale": 128.0, "channel_order": "RGB", "letterbox": "top-left"},
         "max_tokens": MAX_TOKENS,
         "text_width": TEXT_WIDTH,
-        "thresholds": {"positive_gate": 0.75, "mask": calibration["mask_threshold"] if calibration else 0.5},
+        "thresholds": {"positive_gate": _calibrated(calibration, "positive_gate", DEFAULT_POSITIVE_GATE),
+                       "mask": calibration["mask_threshold"] if calibration else 0.5},
         "prompt_template": "{object} used in the action of {narration}",
         "tokenizer": "tokenizer.json",
         "opset": OPSET,
@@ -248,6 +251,11 @@ def export(checkpoint, out_dir, metrics: dict | None = None, vocabulary: list | 
         card["calibration"] = calibration
     (out_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def _calibrated(calibration: dict | None, key: str, default: float) -> float:
+    value = (calibration or {}).get(key)
+    return default if value is None else value
 
 
 def _write_json_atomic(path, data) -> None:

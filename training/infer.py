@@ -3,7 +3,8 @@ that `actiseg eval` scores. The model is either an exported folder (ONNX graphs 
 runtime's Predictor; no torch needed; the default is the shipped model) or a training checkpoint (.pt, torch).
 
 Each frame is segmented once with all of its segment's prompts; an object's positive decision is taken
-per segment (mean of its per-frame positive logits, gated at 0.75), as at training time.
+per segment (mean of its per-frame positive logits, gated at the model card's positive gate, 0.75 for
+checkpoints; --positive-gate overrides it), as at training time.
 """
 from __future__ import annotations
 
@@ -104,12 +105,15 @@ class SegmentOutputs:
 
     object_ids: list  # the segment's object ids, in prompt order
     frames: list  # [(frame name, mask logits (K, h, w), Letterbox)]
-    active: np.ndarray  # (K,) bool: the segment-level positive decisions
+    active: np.ndarray  # (K,) bool: the segment-level positive decisions at the runner's gate
+    positive_logits: np.ndarray | None = None  # (K,) the mean of the frames' positive logits: re-gated by labels()
 
-    def labels(self, mask_threshold: float) -> list:
-        """-> [(frame name, (H, W) uint8 label image with object ids)] at this mask threshold."""
+    def labels(self, mask_threshold: float, gate: float | None = None) -> list:
+        """-> [(frame name, (H, W) uint8 label image with object ids)] at this mask threshold and, if given,
+        this positive gate instead of the runner's (calibrate scores every gate from one pass of the model)."""
+        active = self.active if gate is None else active_objects(self.positive_logits, gate)
         lookup = np.array([0] + self.object_ids, np.uint8)
-        return [(frame, lookup[compose_labels_from_grid(logits, self.active, box, mask_threshold)])
+        return [(frame, lookup[compose_labels_from_grid(logits, active, box, mask_threshold)])
                 for frame, logits, box in self.frames]
 
 
@@ -129,7 +133,8 @@ def run_frames(runner, object_ids: list, frames: list) -> SegmentOutputs:
         logits, positive, box = runner.frame(actionvos.read_image(path))
         outputs.append((name, logits, box))
         positives.append(positive)
-    return SegmentOutputs(object_ids, outputs, active_objects(np.mean(positives, axis=0), runner.gate))
+    mean = np.mean(positives, axis=0)
+    return SegmentOutputs(object_ids, outputs, active_objects(mean, runner.gate), mean)
 
 
 def predict_segment(runner, root, split, segment, narration=None) -> list:
@@ -161,6 +166,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
     parser.add_argument("--mask-threshold", type=float, default=None, metavar="P",
                         help="mask probability threshold (default: the model card's; 0.5 for checkpoints)")
+    parser.add_argument("--positive-gate", type=float, default=None, metavar="G",
+                        help="an object is active when its positive score reaches G (default: the model card's; "
+                             "%g for checkpoints)" % POSITIVE_GATE)
 
 
 def main(args) -> int:
@@ -169,6 +177,10 @@ def main(args) -> int:
         if not 0.0 < args.mask_threshold < 1.0:
             raise SystemExit("actiseg infer: --mask-threshold must be between 0 and 1, got %s" % args.mask_threshold)
         runner.mask_threshold = args.mask_threshold
+    if args.positive_gate is not None:
+        if not 0.0 <= args.positive_gate <= 1.0:
+            raise SystemExit("actiseg infer: --positive-gate must be between 0 and 1, got %s" % args.positive_gate)
+        runner.gate = args.positive_gate
     out = Path(args.out)
     if args.split == "demo":
         videos = actionvos.read_demo_layout(args.data)

@@ -24,19 +24,23 @@ def pick_segments(root, split: str, count: int) -> list:
     return [segments[i * len(segments) // count] for i in range(count)]
 
 
-def score_segments(runner, root, split: str, segments: list, thresholds, desc: str = "validate") -> dict:
+def score_segments(runner, root, split: str, segments: list, thresholds, desc: str = "validate",
+                   gates=None) -> dict:
     """{mask threshold: MetricAccumulator} of `runner` over every frame and object of `segments`: the model
-    runs once per segment and each threshold's label images are scored from the same logits."""
-    scores = {t: MetricAccumulator() for t in thresholds}
+    runs once per segment and each threshold's label images are scored from the same logits. With `gates`,
+    {(positive gate, mask threshold): MetricAccumulator} for every pair, the decisions re-gated from the same
+    mean positive logits."""
+    pairs = [(None, t) for t in thresholds] if gates is None else [(g, t) for g in gates for t in thresholds]
+    scores = {(g, t): MetricAccumulator() for g, t in pairs}
     for segment in tqdm(segments, desc=desc, leave=False):
         outputs = segment_outputs(runner, root, split, segment)
         positives = {k: bool(info.positive) for k, info in segment.objects.items()}
         truths = {frame: actionvos.read_label_png(actionvos.annotation_path(root, split, segment.name, frame))
                   for frame, _logits, _box in outputs.frames}
-        for threshold, accumulator in scores.items():
-            for frame, labels in outputs.labels(threshold):
+        for (gate, threshold), accumulator in scores.items():
+            for frame, labels in outputs.labels(threshold, gate):
                 accumulator.add_frame(labels, truths[frame], positives)
-    return scores
+    return scores if gates is not None else {t: accumulator for (_g, t), accumulator in scores.items()}
 
 
 def validation_giou(model, root, split: str, segments: list, input_hw, desc: str = "validate") -> float:
