@@ -31,7 +31,14 @@ SCORED = (  # name, data root, what it is
     ("default_old_domain", "data/synth_default", "shipped default model on its own domain"),
     ("finetuned_v1_old_domain", "data/synth_default", "v1 fine-tuned model on the old domain"),
     ("finetuned_v2_old_domain", "data/synth_default", "v2 fine-tuned model on the old domain"),
+    # Positive gate calibrated too (`eval v2-gate`): gate and mask threshold chosen on kitchen_b val, and that
+    # one pair used on both domains (the _old_domain rows share their kitchen_b row's calibration file)
+    ("finetuned_v2_gate", "data/synth_kitchen_b", "v2 fine-tuned model, gate + threshold calibrated on kitchen_b val"),
+    ("finetuned_v2_gate_old_domain", "data/synth_default", "v2 fine-tuned model on the old domain, kitchen_b's pair"),
+    ("zero_shot_gate", "data/synth_kitchen_b", "shipped default model, gate + threshold calibrated on kitchen_b val"),
+    ("zero_shot_gate_old_domain", "data/synth_default", "shipped default model on its domain, kitchen_b's pair"),
 )
+DEFAULT_GATE = 0.75  # the card's gate (and the checkpoints') where the calibration did not choose one
 RUNS = ("v1/finetune", "v1/scratch", "v2/finetune", "v2/scratch")
 
 
@@ -66,9 +73,12 @@ def main() -> int:
         if not summary_path.is_file():
             continue
         summary = json.loads(summary_path.read_text())
-        calibration = json.loads((runs / ("%s.calibration.json" % name)).read_text())
+        calibration_name = name[:-len("_old_domain")] if "_gate_old_domain" in name else name
+        calibration = json.loads((runs / ("%s.calibration.json" % calibration_name)).read_text())
         record = {"what": what, "data": root, "mask_threshold": calibration["chosen"],
-                  "calibrated_on": calibration.get("split"), "val_human": summary}
+                  "positive_gate": calibration.get("chosen_gate", DEFAULT_GATE),
+                  "calibrated_on": "%s %s" % (Path(calibration.get("data", root)).name, calibration.get("split")),
+                  "val_human": summary}
         record["by_class_group"] = by_class_group(runs / ("%s.pred" % name), root)
         results["models"][name] = record
     for run in RUNS:
@@ -96,12 +106,13 @@ def main() -> int:
         results["log"] = times.read_text().splitlines()
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
-    rows = ["| model | data (val_human) | mask thr. | gIoU | p-mIoU | n-mIoU | Acc | p-mIoU new classes | "
-            "p-mIoU old classes |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | data (val_human) | calibrated on | gate | mask thr. | gIoU | p-mIoU | n-mIoU | Acc | "
+            "p-mIoU new classes | p-mIoU old classes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, record in results["models"].items():
         s, groups = record["val_human"], record["by_class_group"]
-        rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            name, Path(record["data"]).name, record["mask_threshold"], percent(s.get("gIoU")),
+        rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, Path(record["data"]).name, record["calibrated_on"], record["positive_gate"],
+            record["mask_threshold"], percent(s.get("gIoU")),
             percent(s.get("p_mIoU")), percent(s.get("n_mIoU")), percent(s.get("acc")),
             percent(groups["new"]["p_mIoU"]), percent(groups["old"]["p_mIoU"])))
     (out / "table.md").write_text("\n".join(rows) + "\n")
