@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench_node import load_average, machine_info  # benchmarks/ is this script's folder
+from bench_node import load_average, machine_info, start_run  # benchmarks/ is this script's folder
 
 from actiseg_ros.ros import names
 from actiseg_ros.tools import run_analysis
@@ -139,17 +138,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per core)")
     args = parser.parse_args()
 
-    from actiseg_ros.dds import use_default_profile
-
-    use_default_profile()
-    if args.model:
-        model = Path(args.model)
-    else:
-        from actiseg_ros.paths import models_dir
-
-        model = models_dir() / "default"
-    logs = Path(tempfile.mkdtemp(prefix="actiseg_bench_multicamera_"))
-    load_before = load_average()
+    model, logs, load_before = start_run(args.model, "bench_multicamera")
 
     one = run_configuration(
         "one_node", [(names.NODE_NAME, node_params(model, args.threads, cameras=list(CAMERAS)), None)],

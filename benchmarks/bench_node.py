@@ -68,6 +68,23 @@ def load_average() -> list:
         return []
 
 
+def start_run(model_arg: str | None, name: str) -> tuple[Path, Path, list]:
+    """What a node benchmark does before it starts anything: the product's Fast DDS profile for this process,
+    the model folder (model_arg, or the installed models/default), a new log folder actiseg_<name>_*, and the
+    load average before the run. Returns (model, logs, load_before)."""
+    from actiseg_ros.dds import use_default_profile
+
+    use_default_profile()
+    if model_arg:
+        model = Path(model_arg)
+    else:
+        from actiseg_ros.paths import models_dir
+
+        model = models_dir() / "default"
+    logs = Path(tempfile.mkdtemp(prefix="actiseg_%s_" % name))
+    return model, logs, load_average()
+
+
 def bench_engine(model: Path, width: int, height: int, iterations: int, threads: int, rate: float) -> dict:
     from actiseg_ros.inference.bench import camera_frame, time_calls
     from actiseg_ros.inference.predictor import Predictor
@@ -148,17 +165,7 @@ def main() -> int:
                              "DDS, the hand-off to the inference thread and publishing cost alone (no engine timing)")
     args = parser.parse_args()
 
-    from actiseg_ros.dds import use_default_profile
-
-    use_default_profile()
-    if args.model:
-        model = Path(args.model)
-    else:
-        from actiseg_ros.paths import models_dir
-
-        model = models_dir() / "default"
-    logs = Path(tempfile.mkdtemp(prefix="actiseg_bench_node_"))
-    load_before = load_average()
+    model, logs, load_before = start_run(args.model, "bench_node")
     if args.plumbing_only:
         return plumbing_only(model, args, logs, load_before)
     engines = []
