@@ -11,14 +11,31 @@ import threading
 import time
 
 
-class LatestFrameSlot:
-    """put(item) never blocks; take(timeout) returns the newest item not yet taken, or None on timeout/close."""
+class _ClosableSlot:
+    """What both slot kinds share: the condition their take() waits on and close(), which ends that wait."""
 
     def __init__(self):
         self._condition = threading.Condition()
+        self._closed = False
+
+    def close(self) -> None:
+        """Wake a waiting take(); later takes return what is left, then None."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class LatestFrameSlot(_ClosableSlot):
+    """put(item) never blocks; take(timeout) returns the newest item not yet taken, or None on timeout/close."""
+
+    def __init__(self):
+        super().__init__()
         self._item = None
         self._has_item = False
-        self._closed = False
         self.received = 0
         self.dropped = 0  # items overwritten before the worker took them
 
@@ -39,18 +56,8 @@ class LatestFrameSlot:
             item, self._item, self._has_item = self._item, None, False
             return item
 
-    def close(self) -> None:
-        """Wake a waiting take(); later takes return what is left, then None."""
-        with self._condition:
-            self._closed = True
-            self._condition.notify_all()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-
-class LatestFrameSlots:
+class LatestFrameSlots(_ClosableSlot):
     """Newest-frame-only slots for several cameras that one worker serves: put(key, item) never blocks and
     keeps only the newest item per key; take(timeout) returns every waiting item at once, [(key, item)] in
     the order of `keys` (the frames the worker runs as one batch), or None on timeout/close. Each key counts
@@ -60,9 +67,8 @@ class LatestFrameSlots:
         self.keys = tuple(keys)
         if not self.keys or len(set(self.keys)) != len(self.keys):
             raise ValueError("LatestFrameSlots needs distinct keys, got %r" % (self.keys,))
-        self._condition = threading.Condition()
+        super().__init__()
         self._items: dict = {}
-        self._closed = False
         self.received = dict.fromkeys(self.keys, 0)
         self.dropped = dict.fromkeys(self.keys, 0)
 
@@ -82,16 +88,6 @@ class LatestFrameSlots:
                 return None
             items, self._items = self._items, {}
         return [(key, items[key]) for key in self.keys if key in items]
-
-    def close(self) -> None:
-        """Wake a waiting take(); later takes return what is left, then None."""
-        with self._condition:
-            self._closed = True
-            self._condition.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
 
 class FrameWorker:
