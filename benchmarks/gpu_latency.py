@@ -7,7 +7,6 @@ The training package is imported from the source tree (training/ is installed as
 here it is put on the path under that name).
 """
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -16,20 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import source_training  # benchmarks/ is this script's folder
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def import_training():
     """Make `actiseg_ros.training` importable from a source checkout without installing."""
     sys.path.insert(0, str(REPO))
-    import actiseg_ros
-
-    spec = importlib.util.spec_from_file_location("actiseg_ros.training", REPO / "training" / "__init__.py",
-                                                  submodule_search_locations=[str(REPO / "training")])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["actiseg_ros.training"] = module
-    spec.loader.exec_module(module)
-    actiseg_ros.training = module
+    source_training.import_training()
 
 
 def timed(fn, warmup, iterations, sync):

@@ -18,7 +18,6 @@ the MiniLM weight package and checked against the card's recorded hash):
 """
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -31,32 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
+# benchmarks/ is this script's folder: training/ from the source tree (the measured code), the runtime from
+# the installed package; the machine facts as bench_node records them
+from bench_node import cpu_name, load_average
+from source_training import import_training
+
 REPO = Path(__file__).resolve().parent.parent
 METRICS = ("p_mIoU", "n_mIoU", "p_cIoU", "n_cIoU", "gIoU", "acc")
 MIN_COSINE = 0.99
 MAX_DELTA_POINTS = 0.5
-
-
-def import_training():
-    """actiseg_ros.training from this source tree (the measured code), the runtime from the installed package."""
-    import actiseg_ros
-
-    spec = importlib.util.spec_from_file_location("actiseg_ros.training", REPO / "training" / "__init__.py",
-                                                  submodule_search_locations=[str(REPO / "training")])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["actiseg_ros.training"] = module
-    spec.loader.exec_module(module)
-    actiseg_ros.training = module
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def all_prompts(card, data_root, splits) -> tuple:
@@ -183,7 +165,7 @@ def measure(model, fp32, prompts, seen, narrations, card, args, work) -> dict:
         "measured": {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                      "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "arch": platform.machine(),
                                  "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-                                 "load_average_after": list(os.getloadavg())}},
+                                 "load_average_after": load_average()}},
         "files": {precision: {"bytes": os.path.getsize(folder / "text_encoder.onnx"),
                               "sha256": sha256_file(folder / "text_encoder.onnx")}
                   for precision, folder in (("fp32", fp32), ("int8", model))},
@@ -236,7 +218,7 @@ def main() -> int:
     card = load_model_card(model)
     if card.raw["graphs"]["text_encoder"].get("precision") != "int8":
         raise SystemExit("%s: the card's text encoder is not the int8 one" % model)
-    load_before = list(os.getloadavg())
+    load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="text_int8_"))
     try:
         fp32 = work / "fp32"
