@@ -134,6 +134,15 @@ def test_window_logic():
         window_parts(0, 10, 0.5, {None: "  "}, "window", ["onion"])
 
 
+def test_start_seconds_on_a_window_boundary_open_that_window():
+    # 0.6 / 0.2 is 2.9999999999999996 in floating point: the narration starting at 0.6 s must still go to
+    # window 3 (0.6-0.8 s), the window its frames are assigned to, not window 2.
+    parts = window_parts(0, 700_000_000, 0.2, {0.6: "cut onion"}, "start", ["onion"])
+    assert [(p.key, p.narration) for p in parts] == [(0, None), (1, None), (2, None), (3, "cut onion")]
+    assert assign_frames(parts, [0, 600_000_000, 650_000_000], 200_000_000) == []
+    assert parts[3].frames == [1, 2]
+
+
 @pytest.mark.parametrize("text, match", [
     ("narration\ncut onion\n", "first line must be the header"),
     ("window,narration\nfirst,cut onion\n", "line 2: window 'first' is not a whole number"),

@@ -28,7 +28,6 @@ first object it names), as ActionVOS names its segments.
 from __future__ import annotations
 
 import csv
-import math
 import os
 import re
 import shutil
@@ -139,10 +138,13 @@ def read_window_narrations(path) -> dict:
 def window_parts(first_ns: int, last_ns: int, seconds: float, narrations: dict, column: str, vocabulary) -> list:
     """[Part] per window of `seconds` from first_ns to last_ns; `narrations`: {None: text} for every window,
     else keyed by window index or start second (column)."""
-    count = int((last_ns - first_ns) // int(seconds * 1e9)) + 1
+    window_ns = int(seconds * 1e9)
+    count = int((last_ns - first_ns) // window_ns) + 1
     by_window = {}
     for key, text in narrations.items():
-        window = key if column == "window" else (None if key is None else int(math.floor(key / seconds)))
+        # A start second picks its window in whole nanoseconds, as assign_frames places the frames: a float
+        # division puts a start on a boundary in the window before (0.6 / 0.2 = 2.9999999999999996).
+        window = key if column == "window" else (None if key is None else int(round(key * 1e9)) // window_ns)
         by_window[window] = text
     parts = []
     for window in range(count):
