@@ -230,6 +230,8 @@ BAD_CASES = {
         "annotation id 99: image_id 42 is not an image of the file"),
     "category missing": (lambda c, n: c["annotations"][2].update(category_id=77),
                          "annotation id 13: category_id 77 is not a category of the file"),
+    "category id not an integer": (lambda c, n: c["annotations"][2].update(category_id=[2]),
+                                   "annotation id 13: category_id [2] is not an integer id"),
     "empty polygon": (lambda c, n: c["annotations"][2].update(segmentation=[[]]),
                       "annotation id 13 of image id 1 (kitchen_cut/frame_0000000003.jpg): polygon 0 is empty"),
     "no polygon": (lambda c, n: c["annotations"][2].update(segmentation=[]), "annotation id 13 of image id 1"),

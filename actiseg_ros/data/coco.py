@@ -128,6 +128,8 @@ def index_coco(data, source) -> CocoIndex:
         if counts["annotations"][annotation_id] > 1:
             problems.append(Problem(unit, item, "duplicate annotation id (%d entries)"
                                     % counts["annotations"][annotation_id]))
+        elif isinstance(category_id, bool) or not isinstance(category_id, int):  # a list would not even hash
+            problems.append(Problem(unit, item, "category_id %r is not an integer id" % (category_id,)))
         elif counts["categories"].get(category_id, 0) > 1:
             problems.append(Problem(unit, item, "category_id %r is defined more than once" % (category_id,)))
         elif category_id not in categories:
