@@ -96,3 +96,14 @@ def test_duration_without_a_publisher_writes_an_empty_bag_and_warns(tmp_path):
     again, log = start_record(tmp_path, "--out", str(bag), "--duration", "1")
     assert again.wait(30) == 2
     assert "exists already" in log.read_text()
+
+
+@pytest.mark.parametrize("option, value", [("--image-topic", "bad name"), ("--action-topic", "bad name"),
+                                           ("--namespace", "/robot 1")])
+def test_an_invalid_topic_or_namespace_is_a_clear_error_and_writes_no_bag(tmp_path, option, value):
+    bag = tmp_path / "never"
+    process, log = start_record(tmp_path, "--out", str(bag), "--duration", "1", option, value)
+    assert process.wait(30) == 2, log.read_text()
+    assert "Traceback" not in log.read_text(), log.read_text()
+    assert "actiseg record: invalid %s %r" % (option.lstrip("-").replace("-", " "), value) in log.read_text()
+    assert not bag.exists()

@@ -65,6 +65,7 @@ def main(args) -> int:
     if args.duration < 0 or args.frames < 0:
         raise SystemExit("actiseg record: --duration and --frames must not be negative")
     import rclpy
+    from rclpy.exceptions import InvalidNamespaceException
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import Image
@@ -78,9 +79,24 @@ def main(args) -> int:
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda _number, _frame: stop.set())
     rclpy.init(args=["actiseg_record"], signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node(NODE_NAME, namespace=args.namespace or None)
+    try:
+        node = rclpy.create_node(NODE_NAME, namespace=args.namespace or None)
+    except InvalidNamespaceException as err:
+        rclpy.try_shutdown()
+        print("actiseg record: invalid namespace %r: %s" % (args.namespace, err), file=sys.stderr)
+        return 2
     writer = None
     try:
+        # Names are resolved before the bag folder is created, so a bad one leaves no empty bag behind.
+        names = {}
+        for what, topic in (("image topic", args.image_topic), ("action topic", args.action_topic)):
+            if what == "action topic" and not topic:  # '' = no action topic; an empty image topic is invalid
+                continue
+            try:
+                names[what] = node.resolve_topic_name(topic)
+            except Exception as err:  # rclpy raises its RCLError, whose type is not public
+                print("actiseg record: invalid %s %r: %s" % (what, topic, err), file=sys.stderr)
+                return 2
         try:
             writer = BagWriter(args.out, args.storage)
         except BagError as err:
@@ -91,13 +107,13 @@ def main(args) -> int:
         # a few messages of depth absorb a late spin without loss at camera rates.
         camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
                                 durability=DurabilityPolicy.VOLATILE)
-        image_name = node.resolve_topic_name(args.image_topic)
+        image_name = names["image topic"]
         writer.add_topic(image_name, IMAGE_TYPE)
         node.create_subscription(Image, image_name, lambda cdr: recording.on_message(image_name, True, cdr),
                                  camera_qos, raw=True)
         topics = [image_name]
         if args.action_topic:
-            action_name = node.resolve_topic_name(args.action_topic)
+            action_name = names["action topic"]
             writer.add_topic(action_name, STRING_TYPE)
             node.create_subscription(String, action_name, lambda cdr: recording.on_message(action_name, False, cdr),
                                      profile("command"), raw=True)
