@@ -85,7 +85,7 @@ def test_calibrate_sweeps_gates_from_one_pass_as_infer_and_eval_score_them(model
 
     result = run(["infer", "--data", str(tiny_data), "--out", str(tmp_path / "bad"), "--model", str(checkpoint),
                   "--positive-gate", "1.5"])
-    assert result.returncode != 0 and "--positive-gate must be between 0 and 1" in result.stderr
+    assert result.returncode != 0 and "--positive-gate must lie strictly between 0 and 1" in result.stderr
 
 
 def test_calibrate_without_gates_keeps_the_models_own_and_export_writes_the_chosen_gate(

@@ -75,3 +75,24 @@ def test_worker_survives_a_raising_handler():
     assert worker.stop()
     assert handled == ["good"] and [str(e) for e in errors] == ["bad frame"]
     assert worker.handled == 2
+
+
+def test_stop_reports_a_frame_still_running_and_can_wait_for_it():
+    # The node frees the engine only once the worker has really ended: stop() says False while a frame is still
+    # running after its timeout, and stop(timeout=None) waits for that frame.
+    started, release = threading.Event(), threading.Event()
+
+    def slow_handler(item):
+        started.set()
+        release.wait(5.0)
+
+    slot = LatestFrameSlot()
+    worker = FrameWorker(slot, slow_handler, lambda err: None)
+    worker.start()
+    slot.put("frame")
+    assert started.wait(5.0)
+    assert worker.stop(timeout=0.05) is False
+    threading.Timer(0.2, release.set).start()
+    began = time.monotonic()
+    assert worker.stop(timeout=None) is True
+    assert 0.1 < time.monotonic() - began < 5.0

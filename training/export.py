@@ -322,7 +322,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder, e.g. models/NAME")
     parser.add_argument("--metrics", default=None, help="an `actiseg eval --json` file to record in the card")
     parser.add_argument("--calibration", default=None,
-                        help="an `actiseg calibrate --json` file: its threshold becomes the card's mask threshold")
+                        help="an `actiseg calibrate --json` file: its chosen mask threshold and positive gate "
+                             "become the card's")
     parser.add_argument("--vocabulary", default="data",
                         help="object names for the card (the node's action parsing matches them): 'data' (the "
                              "default: every object name of the checkpoint's training data, plus its init "

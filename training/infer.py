@@ -178,8 +178,9 @@ def main(args) -> int:
             raise SystemExit("actiseg infer: --mask-threshold must be between 0 and 1, got %s" % args.mask_threshold)
         runner.mask_threshold = args.mask_threshold
     if args.positive_gate is not None:
-        if not 0.0 <= args.positive_gate <= 1.0:
-            raise SystemExit("actiseg infer: --positive-gate must be between 0 and 1, got %s" % args.positive_gate)
+        if not 0.0 < args.positive_gate < 1.0:  # as calibrate's gates and the card's
+            raise SystemExit("actiseg infer: --positive-gate must lie strictly between 0 and 1, got %s"
+                             % args.positive_gate)
         runner.gate = args.positive_gate
     out = Path(args.out)
     if args.split == "demo":

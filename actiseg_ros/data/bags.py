@@ -221,7 +221,7 @@ def frame_of_time(log_times: list, log_ns: int) -> int:
 class BagWriter:
     """A rosbag2 bag written with rosbags' writer (for `actiseg record`): topics added by type name, messages
     written as the CDR bytes a ROS subscription delivers (rclpy's raw=True), so nothing is re-serialized.
-    close() finalizes the storage and writes metadata.yaml; abort() leaves what was written without them."""
+    close() finalizes the storage and writes metadata.yaml."""
 
     def __init__(self, path, storage: str = "sqlite3"):
         _reader, _error, StoragePlugin, Writer, _stores, _get = _rosbags()

@@ -298,13 +298,14 @@ def write_import(args, tmp: Path) -> dict:
 
         written = 0
         progress = tqdm(total=len(keep), desc="import bag", unit="frame", file=sys.stderr)
+        last = max(keep)
         for position, frame in enumerate(bag.frames(topic)):  # one pass, in recorded order
             if position in keep:
                 actionvos.write_image(actionvos.image_path(tmp, "val", keep[position], frame_name(position)),
                                       frame.rgb)
                 written += 1
                 progress.update(1)
-            if position >= max(keep):
+            if position >= last:
                 break
         progress.close()
     expressions = {}

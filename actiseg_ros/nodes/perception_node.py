@@ -184,7 +184,11 @@ class PerceptionNode(LifecycleNode):
                 self.destroy_subscription(camera.subscription)
                 camera.subscription = None
         if self.worker is not None:
-            self.worker.stop()
+            if not self.worker.stop():
+                # A frame still running after the worker's 5 s (a stalled engine): wait for it, since cleanup
+                # would otherwise close the engine under it.
+                self.get_logger().warning("the inference thread is still running a frame after 5 s; waiting for it")
+                self.worker.stop(timeout=None)
             self.worker = None
         if self.slots is not None:  # the next activation starts fresh slots; keep the totals
             for name, camera in self.cameras.items():

@@ -124,8 +124,8 @@ class FrameWorker:
             self.busy_seconds += time.perf_counter() - began
             self.handled += 1
 
-    def stop(self, timeout: float = 5.0) -> bool:
-        """Stop after the frame in progress; True when the thread has ended."""
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        """Stop after the frame in progress; True when the thread has ended (timeout None: wait until it has)."""
         self._stop.set()
         self.slot.close()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
