@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from exported_model import tiny_export
-from ros_harness import Probe, model_for_tests, perception_node, read_manifest, replay_node
+from ros_harness import Probe, perception_node, read_manifest, replay_node
 
 from actiseg_ros.data.synth import SceneStream
 from actiseg_ros.inference.predictor import Predictor
@@ -148,7 +148,12 @@ def test_pipeline_batch_equals_per_camera_pipelines_and_smooths_each_camera_alon
 
 @pytest.mark.ros
 def test_two_cameras_share_one_engine_and_keep_their_own_outputs(tmp_path_factory, tmp_path):
-    model, _trained = model_for_tests(tmp_path_factory)
+    # The shipped model (its engine run takes ~30 ms a frame here) and cameras at 60 Hz: a frame of each camera
+    # arrives during every engine run, so batches of two must form. At 15 Hz with the tiny test model the two
+    # streams could stay out of phase for a whole run and never batch (seen in CI).
+    from actiseg_ros.paths import models_dir
+
+    model = models_dir() / "default"
     cameras = ("head", "wrist")
     probe = Probe("test_multi_camera_probe", keep_images=False, cameras=cameras)
     node = perception_node(tmp_path / "node.log", {"model_dir": str(model), "cameras": list(cameras),
@@ -162,7 +167,7 @@ def test_two_cameras_share_one_engine_and_keep_their_own_outputs(tmp_path_factor
         assert "/actiseg/mask" not in probe.topics() and "/camera/image_raw" not in probe.topics()
         for seed, camera in enumerate(cameras):  # what launch/multi_camera.launch.py starts
             replays[camera] = replay_node(tmp_path / ("%s.log" % camera),
-                                          {"width": 320, "height": 240, "seed": seed, "rate": 15.0, "count": 75,
+                                          {"width": 320, "height": 240, "seed": seed, "rate": 60.0, "count": 150,
                                            "frame_id": camera, "action_script": [""],
                                            "manifest": str(tmp_path / ("%s.jsonl" % camera))},
                                           remaps={"camera/image_raw": names.camera_topic(camera)})
@@ -193,7 +198,7 @@ def test_two_cameras_share_one_engine_and_keep_their_own_outputs(tmp_path_factor
             received = int(diagnostics["%s.frames_received" % camera])
             dropped = int(diagnostics["%s.frames_dropped" % camera])
             published = int(diagnostics["%s.frames_published" % camera])
-            assert 0 < received <= 75 and published > 0
+            assert 0 < received <= 150 and published > 0
             assert received - 1 <= published + dropped + int(diagnostics["%s.frames_refused" % camera]) <= received
         assert int(diagnostics["frames_received"]) == sum(int(diagnostics["%s.frames_received" % c]) for c in cameras)
         print("two cameras: batch sizes %s, %s" % ({s: batch_sizes.count(s) for s in set(batch_sizes)},
