@@ -38,10 +38,10 @@ import time
 
 import numpy as np
 
+from actiseg_ros.ros.names import IMAGE_TOPIC  # relative: follows the namespace, as the node's camera input
 from actiseg_ros.tools.frame_sources import SourceError, open_source, parse_script
 
 NODE_NAME = "actiseg_replay"
-IMAGE_TOPIC = "camera/image_raw"  # relative: follows the namespace (actiseg_ros.ros.names)
 ACTION_TOPIC = "actiseg/action"  # the `actiseg` node's ~/action in the same namespace
 STOP = threading.Event()  # set by SIGINT / SIGTERM: the publish loop ends at its next frame
 
