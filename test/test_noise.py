@@ -332,3 +332,37 @@ def test_weights_of_taken_pixels_become_the_new_owners_class_and_nothing_else_ch
     assert np.all(new[result.labels == 2] == 3) and np.all(new[result.labels == 0] == 1)
     with pytest.raises(ValueError, match="weight map"):
         noise.update_weights(weights[:10], result.owner, {1: 4})
+
+
+# --- mask dilation rate ------------------------------------------------------------------------------------
+
+def test_a_positive_left_undilated_keeps_its_pixels_and_is_not_eaten_by_a_dilated_neighbour():
+    labels = np.zeros((60, 90), dtype=np.uint8)
+    labels[20:40, 20:40] = 1  # positive, chosen
+    labels[40:50, 20:40] = 3  # positive, not chosen, touching 1 below
+    labels[20:40, 40:50] = 2  # negative
+    everything = noise.dilate_positives(labels, [1, 3], 9)
+    only_one = noise.dilate_positives(labels, [1, 3], 9, dilate_ids=[1])
+    assert set(only_one.added) == {1} and set(everything.added) == {1, 3}
+    assert np.all(only_one.labels[labels == 3] == 3), "the undilated positive keeps its pixels"
+    assert np.all(only_one.labels[50:54, 20:40] == 0), "and grows no ring"
+    assert np.all(only_one.labels[20:40, 40:44] == 1), "the chosen one still takes over the negative"
+    assert only_one.negative_pixels == everything.negative_pixels == 200
+    assert np.array_equal(noise.dilate_positives(labels, [1, 3], 9, dilate_ids=None).labels, everything.labels)
+
+
+def test_mask_selection_rate_one_chooses_everything_without_drawing():
+    frames = [[1, 4, 5], [], [2]]
+    assert noise.select_masks(frames, 1.0, seed=0) == frames
+    assert noise.select_masks(frames, 0.0, seed=0) == [[], [], []]
+
+
+def test_mask_selection_matches_its_rate_and_is_nested_and_deterministic():
+    frames = [[1, 2, 3, 4, 5]] * 2000  # 10000 masks
+    low, high = noise.select_masks(frames, 0.2, seed=7), noise.select_masks(frames, 0.4, seed=7)
+    chosen = sum(len(ids) for ids in low)
+    assert abs(chosen / 10000 - 0.2) < 3 * math.sqrt(0.2 * 0.8 / 10000)
+    assert all(set(a) <= set(b) for a, b in zip(low, high)), "rate 0.2's masks are a subset of rate 0.4's"
+    assert noise.select_masks(frames, 0.2, seed=7) == low and noise.select_masks(frames, 0.2, seed=8) != low
+    with pytest.raises(ValueError, match="within"):
+        noise.select_masks(frames, 1.5, seed=0)

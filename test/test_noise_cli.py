@@ -190,6 +190,46 @@ def test_mask_only_run_leaves_the_text_alone(dataset, tmp_path, capsys):
            json.loads((dataset / "ImageSets" / "train.json").read_text())
 
 
+def test_mask_rate_one_is_the_default_byte_for_byte_and_dilates_every_positive(dataset, tmp_path, capsys):
+    assert run_cli(["--data", dataset, "--out", tmp_path / "default", "--mask-dilate", 9, "--seed", 2], capsys)[0] == 0
+    assert run_cli(["--data", dataset, "--out", tmp_path / "one", "--mask-dilate", 9, "--seed", 2,
+                    "--mask-dilate-rate", 1.0], capsys)[0] == 0
+    digests = [file_digests(tmp_path / name) for name in ("default", "one")]
+    for digest in digests:  # the summary names the output folder and the seconds taken
+        del digest[noise_cli.MANIFEST], digest[noise_cli.SUMMARY]
+    assert digests[0] == digests[1]
+    manifest = json.loads((tmp_path / "one" / noise_cli.MANIFEST).read_text())
+    default = json.loads((tmp_path / "default" / noise_cli.MANIFEST).read_text())
+    assert manifest["frames"] == default["frames"]
+    for record in manifest["frames"]:
+        assert record["positive_masks"] == record["dilated"] == [1, 3, 5]
+    assert manifest["summary"]["mask"]["dilate_rate_measured"] == 1.0
+
+
+def test_mask_rate_dilates_the_chosen_masks_only_and_the_manifest_names_them(dataset, tmp_path, capsys):
+    out = tmp_path / "half"
+    code, stdout, err = run_cli(["--data", dataset, "--out", out, "--mask-dilate", 9, "--mask-dilate-rate", 0.5,
+                                 "--seed", 1], capsys)
+    assert code == 0, err
+    manifest = json.loads((out / noise_cli.MANIFEST).read_text())
+    chosen = [(r["segment"], r["frame"], i) for r in manifest["frames"] for i in r["dilated"]]
+    total = sum(len(r["positive_masks"]) for r in manifest["frames"])
+    assert 0 < len(chosen) < total == 36  # 6 segments x 2 frames x 3 positives
+    assert json.loads(stdout)["mask"]["dilate_rate_measured"] == len(chosen) / total
+    for record in manifest["frames"]:
+        clean = actionvos.read_label_png(actionvos.annotation_path(dataset, "train", record["segment"],
+                                                                   record["frame"]))
+        noisy = actionvos.read_label_png(actionvos.annotation_path(out, "train", record["segment"], record["frame"]))
+        for object_id in record["positive_masks"]:
+            grown = np.count_nonzero(noisy == object_id) - np.count_nonzero(clean == object_id)
+            assert np.all(noisy[clean == object_id] == object_id)
+            if object_id in record["dilated"]:
+                assert grown > 0 and record["added"][str(object_id)] == grown
+            else:
+                assert grown == 0 and str(object_id) not in record["added"], (record, object_id)
+        assert set(np.unique(noisy[noisy != clean]).tolist()) <= set(record["dilated"])
+
+
 def test_vocabulary_file_extends_the_flip_targets(dataset, tmp_path, capsys):
     vocab = tmp_path / "vocab.json"
     vocab.write_text(json.dumps({"999": ["blender"]}))
@@ -217,6 +257,8 @@ def test_stacking_text_noise_on_a_noisy_copy_is_refused(dataset, tmp_path, capsy
     (["--mask-dilate", 4], "--mask-dilate: dilation kernel must be a positive odd integer"),
     (["--mask-dilate", 0], "--mask-dilate: dilation kernel must be a positive odd integer"),
     (["--mask-dilate", -9], "--mask-dilate: dilation kernel must be a positive odd integer"),
+    (["--mask-dilate", 9, "--mask-dilate-rate", 1.5], "--mask-dilate-rate must be within [0, 1]"),
+    (["--mask-dilate-rate", 0.5], "--mask-dilate-rate needs --mask-dilate K"),
 ])
 def test_bad_arguments_give_clear_errors(dataset, tmp_path, capsys, extra, fragment):
     code, _out, err = run_cli(["--data", dataset, "--out", tmp_path / "o"] + extra, capsys)

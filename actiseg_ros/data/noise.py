@@ -26,6 +26,8 @@ rings of two positives goes to the one whose original mask is nearer (Euclidean)
 id. Weights follow the labels: a pixel that now belongs to a positive object gets that object's weight class,
 4 if its handbox and narration flags are both 1, else 2 (spec section 2: 2 = hand-or-narration object,
 4 = hand-and-narration object); every other weight pixel is left as it was.
+With a mask rate below 1 (`select_masks`) only a random share of the (frame, positive object) masks is
+dilated; the others keep their pixels and are never taken over by a dilated neighbour.
 Boundary displacement is measured as the mean Euclidean distance of the added pixels to the original mask
 of the object that received them.
 """
@@ -232,14 +234,18 @@ class FrameDilation:
         return self.negative_overwritten + self.background_overwritten
 
 
-def dilate_positives(labels: np.ndarray, positive_ids, kernel: int) -> FrameDilation:
-    """Dilate every positive object of a label image (H, W) uint8 with a kernel x kernel square."""
+def dilate_positives(labels: np.ndarray, positive_ids, kernel: int, dilate_ids=None) -> FrameDilation:
+    """Dilate the positive objects of a label image (H, W) uint8 with a kernel x kernel square.
+
+    dilate_ids: the positives to dilate (None: all of them, the reference behaviour). Every positive keeps
+    its own pixels either way, so a positive left undilated is never eaten by a dilated neighbour."""
     check_kernel(kernel)
     if labels.dtype != np.uint8 or labels.ndim != 2:
         raise ValueError("labels must be a 2-D uint8 array, got %s %s" % (labels.dtype, labels.shape))
     positives = sorted(int(i) for i in set(positive_ids) if 0 < int(i) < 256)
     is_positive = np.zeros(256, dtype=bool)
     is_positive[positives] = True
+    chosen = set(positives) if dilate_ids is None else {int(i) for i in dilate_ids}
     positive_pixels = 0
     height, width = labels.shape
     radius = kernel // 2
@@ -253,6 +259,8 @@ def dilate_positives(labels: np.ndarray, positive_ids, kernel: int) -> FrameDila
         if area == 0:
             continue
         positive_pixels += area
+        if object_id not in chosen:
+            continue
         x, y, w, h = cv2.boundingRect(mask)
         # the dilation and the nearest mask pixel of every ring pixel lie within the box grown by the radius
         y0, y1 = max(0, y - radius), min(height, y + h + radius)
@@ -277,6 +285,30 @@ def dilate_positives(labels: np.ndarray, positive_ids, kernel: int) -> FrameDila
                          added={int(i): int(added[i]) for i in np.flatnonzero(added)},
                          negative_overwritten=int(previous.size) - background, background_overwritten=background,
                          negative_pixels=negative_pixels, displacement_sum=float(best[changed].sum(dtype=np.float64)))
+
+
+MASK_SELECTION_STREAM = 1  # the mask selection's random stream: SeedSequence([seed, this]), apart from text noise
+
+
+def select_masks(frames, rate: float, seed: int) -> list:
+    """Which positive masks of each frame to dilate: frames is a list of sorted positive object ids, one list
+    per frame in processing order; -> one sorted list per frame of the ids chosen, each with probability `rate`.
+
+    Rate 1 chooses every positive without drawing (the reference behaviour, unchanged byte for byte). Below
+    1, one uniform is drawn per (frame, positive) in order from a stream of its own, so the choice does not
+    depend on the text noise settings, and one seed gives nested sets: the masks chosen at 0.2 are a subset
+    of those chosen at 0.4."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError("mask dilation rate must be within [0, 1], got %r" % (rate,))
+    if rate == 1.0:
+        return [list(ids) for ids in frames]
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), MASK_SELECTION_STREAM]))
+    draws = rng.random(sum(len(ids) for ids in frames))
+    chosen, row = [], 0
+    for ids in frames:
+        chosen.append([object_id for object_id, u in zip(ids, draws[row:row + len(ids)]) if u < rate])
+        row += len(ids)
+    return chosen
 
 
 def update_weights(weights: np.ndarray, owner: np.ndarray, weight_class: dict) -> np.ndarray:

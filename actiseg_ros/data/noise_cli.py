@@ -7,7 +7,8 @@ output is on another file system, so it stays byte-for-byte identical. Files tha
 as new files, never through a link, so the input is never modified; but an unchanged output file *is* the
 input file, so edit outputs in place only in a --copy output.
 
-Writes `noise_manifest.json` (every expression and every dilated frame with what changed) and
+Writes `noise_manifest.json` (every expression and every training frame with what changed: its positive
+masks, those chosen for dilation under --mask-dilate-rate, the pixels each gained) and
 `noise_summary.json` (requested and measured rates) into the output root and prints the summary.
 """
 from __future__ import annotations
@@ -44,6 +45,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mask-dilate", type=int, default=None, metavar="K",
                         help="odd square dilation kernel at 854x480, scaled to the data's resolution "
                              "(reference: 9/15/21); omitted = no mask noise")
+    parser.add_argument("--mask-dilate-rate", type=float, default=1.0, metavar="R",
+                        help="fraction of the (frame, positive object) masks dilated, in [0, 1] (default 1: "
+                             "every positive mask, the reference); the manifest lists the masks changed")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
     parser.add_argument("--vocab", type=Path, default=None,
                         help="JSON {class_id: [names]} extending the class vocabulary found in train")
@@ -60,7 +64,8 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     try:
         summary = corrupt(data=args.data, out=args.out, flip_rate=args.text_flip, sub_rate=args.noun_sub,
-                          kernel=args.mask_dilate, seed=args.seed, vocab_path=args.vocab,
+                          kernel=args.mask_dilate, dilate_rate=args.mask_dilate_rate, seed=args.seed,
+                          vocab_path=args.vocab,
                           protect_hands=args.protect_hands, skip_bad=args.skip_bad, copy_files=args.copy,
                           workers=args.workers)
     except (actionvos.DatasetError, ValueError, OSError) as err:
@@ -79,11 +84,14 @@ class RequestError(ValueError):
     """The arguments cannot work; raised before anything is written."""
 
 
-def check_request(data: Path, out: Path, flip_rate: float, sub_rate: float, kernel, workers: int = 1) -> None:
+def check_request(data: Path, out: Path, flip_rate: float, sub_rate: float, kernel, workers: int = 1,
+                  dilate_rate: float = 1.0) -> None:
     """Fail before any work on arguments that cannot produce a valid data set."""
-    for option, rate in (("--text-flip", flip_rate), ("--noun-sub", sub_rate)):
+    for option, rate in (("--text-flip", flip_rate), ("--noun-sub", sub_rate), ("--mask-dilate-rate", dilate_rate)):
         if not 0.0 <= rate <= 1.0:
             raise RequestError("%s must be within [0, 1], got %r" % (option, rate))
+    if kernel is None and dilate_rate != 1.0:
+        raise RequestError("--mask-dilate-rate needs --mask-dilate K (the kernel of the masks it dilates)")
     if kernel is not None:
         try:
             noise.check_kernel(kernel)
@@ -149,7 +157,7 @@ def mirror_tree(data: Path, out: Path, exclude: set, copy_files: bool) -> int:
 
 def dilate_frame(task) -> dict:
     """Dilate the positives of one training frame and write its label and weight PNGs into the output."""
-    data, out, segment_name, frame, positive_weights, kernel, copy_files = task
+    data, out, segment_name, frame, positive_weights, chosen, kernel, copy_files = task
     label_file = actionvos.annotation_path(data, TRAIN, segment_name, frame)
     weight_file = actionvos.weight_path(data, TRAIN, segment_name, frame)
     out_label = actionvos.annotation_path(out, TRAIN, segment_name, frame)
@@ -157,8 +165,13 @@ def dilate_frame(task) -> dict:
     labels = actionvos.read_label_png(label_file)
     height, width = labels.shape
     frame_kernel = noise.scaled_kernel(kernel, height, width)
-    result = noise.dilate_positives(labels, positive_weights.keys(), frame_kernel)
+    result = noise.dilate_positives(labels, positive_weights.keys(), frame_kernel, dilate_ids=chosen)
+    present = set(np.unique(labels).tolist())
     record = {"segment": segment_name, "frame": frame, "resolution": "%dx%d" % (width, height),
+              # the positive masks in the frame, and those chosen for dilation (a chosen mask whose ring finds
+              # no free pixel is listed but absent from "added")
+              "positive_masks": [i for i in sorted(positive_weights) if i in present],
+              "dilated": [i for i in chosen if i in present],
               "kernel": frame_kernel, "pixels_changed": result.pixels_changed,
               "added": {str(k): v for k, v in result.added.items()},
               "negative_overwritten": result.negative_overwritten,
@@ -182,18 +195,22 @@ def dilate_frame(task) -> dict:
     return record
 
 
-def _frame_tasks(segments, data: Path, out: Path, kernel: int, copy_files: bool):
+def _frame_tasks(segments, data: Path, out: Path, kernel: int, copy_files: bool, dilate_rate: float, seed: int):
+    frames = []  # (segment name, frame, {positive id: weight class})
     for segment in segments:
         positive_weights = {object_id: noise.positive_weight_class(obj)
                             for object_id, obj in segment.objects.items() if obj.positive}
-        for frame in segment.sparse_frames:
-            yield (data, out, segment.name, frame, positive_weights, kernel, copy_files)
+        frames.extend((segment.name, frame, positive_weights) for frame in segment.sparse_frames)
+    chosen = noise.select_masks([sorted(weights) for _s, _f, weights in frames], dilate_rate, seed)
+    for (segment_name, frame, positive_weights), ids in zip(frames, chosen):
+        yield (data, out, segment_name, frame, positive_weights, ids, kernel, copy_files)
 
 
-def run_mask_noise(segments, data: Path, out: Path, kernel: int, copy_files: bool, workers: int) -> list:
+def run_mask_noise(segments, data: Path, out: Path, kernel: int, copy_files: bool, workers: int,
+                   dilate_rate: float = 1.0, seed: int = 0) -> list:
     """One manifest record per training frame, in segment / frame order whatever the number of workers."""
     total = sum(len(s.sparse_frames) for s in segments)
-    tasks = _frame_tasks(segments, data, out, kernel, copy_files)
+    tasks = _frame_tasks(segments, data, out, kernel, copy_files, dilate_rate, seed)
     progress = dict(total=total, desc="dilating train masks", unit="frame")
     if workers == 1 or total < MIN_FRAMES_FOR_WORKERS:
         return [dilate_frame(task) for task in tqdm(tasks, **progress)]
@@ -215,8 +232,10 @@ def _single_threaded_opencv() -> None:
 
 # --- summary -------------------------------------------------------------------------------------------
 
-def summarise_mask(records: list, kernel: int) -> dict:
+def summarise_mask(records: list, kernel: int, dilate_rate: float = 1.0) -> dict:
     added = sum(r["pixels_changed"] for r in records)
+    positive_masks = sum(len(r["positive_masks"]) for r in records)
+    dilated = sum(len(r["dilated"]) for r in records)
     negative_total = sum(r["negative_pixels"] for r in records)
     negative_overwritten = sum(r["negative_overwritten"] for r in records)
     kernels = {}
@@ -225,6 +244,11 @@ def summarise_mask(records: list, kernel: int) -> dict:
     return {
         "kernel_requested_at_854x480": kernel,
         "kernel_by_resolution": kernels,
+        "dilate_rate_requested": dilate_rate,
+        "positive_masks": positive_masks,
+        "masks_dilated": dilated,
+        "dilate_rate_measured": dilated / positive_masks if positive_masks else None,
+        "masks_changed": sum(len(r["added"]) for r in records),
         "frames": len(records),
         "frames_changed": sum(1 for r in records if r["pixels_changed"]),
         "pixels_changed": added,
@@ -248,13 +272,14 @@ def summarise_text(counts: dict, flip_rate: float, sub_rate: float) -> dict:
 
 # --- the whole run -------------------------------------------------------------------------------------
 
-def corrupt(data, out, flip_rate: float = 0.0, sub_rate: float = 0.0, kernel=None, seed: int = 0,
+def corrupt(data, out, flip_rate: float = 0.0, sub_rate: float = 0.0, kernel=None, dilate_rate: float = 1.0,
+            seed: int = 0,
             vocab_path=None, protect_hands: bool = False, skip_bad: bool = False, copy_files: bool = False,
             workers: int = 1) -> dict:
     """Write the noisy copy of `data` into `out`; returns the summary (also written to noise_summary.json)."""
     started = time.perf_counter()
     data, out = Path(data), Path(out)
-    check_request(data, out, flip_rate, sub_rate, kernel, workers)
+    check_request(data, out, flip_rate, sub_rate, kernel, workers, dilate_rate)
     extra_vocabulary = load_vocabulary(vocab_path) if vocab_path is not None else None
     train_file = actionvos.image_set_path(data, TRAIN)
     split = actionvos.read_split(data, TRAIN, skip_bad=skip_bad)
@@ -281,7 +306,7 @@ def corrupt(data, out, flip_rate: float = 0.0, sub_rate: float = 0.0, kernel=Non
 
     frame_records = []
     if kernel is not None:
-        frame_records = run_mask_noise(segments, data, out, kernel, copy_files, workers)
+        frame_records = run_mask_noise(segments, data, out, kernel, copy_files, workers, dilate_rate, seed)
 
     writer = actionvos.LayoutWriter(out)
     for segment in segments:
@@ -291,6 +316,7 @@ def corrupt(data, out, flip_rate: float = 0.0, sub_rate: float = 0.0, kernel=Non
     summary = {
         "data": str(data), "out": str(out), "seed": seed,
         "requested": {"text_flip": flip_rate, "noun_sub": sub_rate, "mask_dilate": kernel,
+                      "mask_dilate_rate": dilate_rate,
                       "protect_hands": protect_hands},
         "segments": len(segments),
         "skipped_segments": [{"path": s.path, "reason": s.reason} for s in split.skipped],
@@ -298,7 +324,7 @@ def corrupt(data, out, flip_rate: float = 0.0, sub_rate: float = 0.0, kernel=Non
                        "single_name_classes": sum(1 for n in vocabulary.values() if len(n) == 1),
                        "extended_from": str(vocab_path) if vocab_path is not None else None},
         "text": summarise_text(text_result.counts, flip_rate, sub_rate) if text_result else None,
-        "mask": summarise_mask(frame_records, kernel) if kernel is not None else None,
+        "mask": summarise_mask(frame_records, kernel, dilate_rate) if kernel is not None else None,
         "files_linked_or_copied": placed,
         "seconds": round(time.perf_counter() - started, 3),
     }
