@@ -2,7 +2,7 @@
 import threading
 import time
 
-from actiseg_ros.ros.latest_frame import FrameWorker, LatestFrameSlot
+from actiseg_ros.ros.latest_frame import FrameWorker, HandOff, LatestFrameSlot
 
 
 def test_slot_keeps_only_the_newest_item_and_counts_drops():
@@ -96,3 +96,66 @@ def test_stop_reports_a_frame_still_running_and_can_wait_for_it():
     began = time.monotonic()
     assert worker.stop(timeout=None) is True
     assert 0.1 < time.monotonic() - began < 5.0
+
+
+def test_hand_off_handles_items_in_order_on_its_own_thread_and_drains_on_stop():
+    seen, threads = [], set()
+
+    def handle(item):
+        time.sleep(0.005)
+        seen.append(item)
+        threads.add(threading.current_thread().name)
+
+    stage = HandOff(handle, name="second-stage")
+    stage.start()
+    for i in range(10):
+        stage.put(i)
+    assert stage.stop(timeout=5.0)
+    assert seen == list(range(10)) and threads == {"second-stage"} and stage.handled == 10
+    assert stage.stop(timeout=0.1)  # stopping twice is harmless
+
+
+def test_hand_off_holds_the_producer_back_instead_of_queueing():
+    """One item in handle() and one waiting at most: the third put waits until the first is handled."""
+    release = threading.Event()
+    stage = HandOff(lambda item: release.wait(5.0))
+    stage.start()
+    stage.put(1)
+    time.sleep(0.05)  # item 1 is in handle() now
+    stage.put(2)
+    third = threading.Thread(target=stage.put, args=(3,))
+    third.start()
+    time.sleep(0.1)
+    assert third.is_alive(), "a full hand-off must block the producer"
+    release.set()
+    third.join(2.0)
+    assert not third.is_alive()
+    assert stage.stop(timeout=5.0) and stage.handled == 3
+
+
+def test_hand_off_survives_a_failing_item():
+    errors, seen = [], []
+
+    def handle(item):
+        if item == "bad":
+            raise ValueError("broken item")
+        seen.append(item)
+
+    stage = HandOff(handle, on_error=errors.append)
+    stage.start()
+    for item in ("a", "bad", "b"):
+        stage.put(item)
+    assert stage.stop(timeout=5.0)
+    assert seen == ["a", "b"] and [str(e) for e in errors] == ["broken item"]
+
+
+def test_hand_off_stop_times_out_on_a_stuck_handler():
+    release = threading.Event()
+    stage = HandOff(lambda item: release.wait(5.0))
+    stage.start()
+    stage.put(1)
+    time.sleep(0.05)
+    stage.put(2)  # the queue is full now, the handler stuck on item 1
+    assert stage.stop(timeout=0.1) is False
+    release.set()
+    assert stage.stop(timeout=5.0)

@@ -118,6 +118,23 @@ def test_action_changes_apply_at_the_next_frame_and_bad_ones_keep_the_old(model,
     assert pipeline.process(frames[1]).action is None
 
 
+def test_a_batch_is_decided_with_the_action_it_ran_with_even_after_a_change(model, frames):
+    """The node runs the engine for batch n+1 while it decides batch n on another thread: an action applied
+    by the later run() must not relabel the earlier batch, and smoothing restarts with the new action."""
+    pipeline = create_pipeline(settings(model, **{"positive_gate": EVERY, "action": "cut onion with knife",
+                                                  "smoothing.enabled": True, "smoothing.alpha": 0.5}))
+    first = pipeline.run([("head", frames[0]), ("wrist", frames[1])])
+    pipeline.request_action("stir pan")
+    second = pipeline.run([("head", frames[1])])
+    old = list(pipeline.finish(first))
+    assert [o.name for o in old[0].objects] == ["onion", "knife", "left hand", "right hand"]
+    assert old[1].objects[0].prompt == "onion used in the action of cut onion with knife"
+    assert all(r.action.narration == "cut onion with knife" for r in old)
+    new = list(pipeline.finish(second))[0]
+    assert new.action.narration == "stir pan" and new.objects[0].prompt == "pan used in the action of stir pan"
+    assert [o.score for o in new.objects] == pytest.approx([o.raw_score for o in new.objects])  # not smoothed over
+
+
 def test_gate_changes_at_runtime(model, frames):
     pipeline = create_pipeline(settings(model, positive_gate=EVERY, action="stir pan"))
     assert all(o.active for o in pipeline.process(frames[0]).objects)

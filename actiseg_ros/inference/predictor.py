@@ -196,10 +196,12 @@ class Predictor:
         return [(mask_logits[i], positive_logits[i], boxes[i]) for i in range(count)], timings
 
     def decide(self, mask_logits, box, image_hw, scores, active, mask_threshold: float | None = None,
-               camera_logits=None) -> tuple:
+               camera_logits=None, prompts=None) -> tuple:
         """Label image (H, W) uint8 and per-object results for given decisions: predict() gates the raw
         scores; the ROS node passes temporally smoothed ones. Only active objects' logits are resized to
-        camera size unless camera_logits (K, H, W) are already at hand."""
+        camera size unless camera_logits (K, H, W) are already at hand. prompts: those the logits were made
+        with, when set_prompts() may have been called since (the node decides on another thread); by default
+        the current ones. Safe to call while another thread runs infer()/infer_batch()."""
         active_index = np.flatnonzero(active)
         threshold = self.mask_threshold if mask_threshold is None else mask_threshold
         regions = None
@@ -209,7 +211,7 @@ class Predictor:
             if tuple(image_hw) != tuple(box.src_hw):
                 raise ValueError("image size %s differs from the letterbox's source %s" % (tuple(image_hw), box.src_hw))
             labels, regions = label_regions_from_grid(mask_logits[active_index], active_index, box, threshold)
-        return labels, object_results(labels, self.prompts, scores, active, regions)
+        return labels, object_results(labels, self.prompts if prompts is None else prompts, scores, active, regions)
 
     def predict(self, rgb, return_logits: bool = False) -> Prediction:
         mask_logits, positive_logits, box, timings = self.infer(rgb)

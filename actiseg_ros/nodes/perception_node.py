@@ -14,6 +14,10 @@ With the parameter cameras = [C1, C2, ...] each camera C has C/image_raw in and 
 ~/C/objects, ~/C/overlay out; all share one model and engine, and the frames waiting when the inference
 thread becomes free run as one batch.
 
+Threads: the executor's callbacks only drop frames into newest-only slots; the inference thread converts
+the waiting frames and runs the engine; a publishing thread decides, draws and publishes each batch while
+the inference thread already runs the next one.
+
 Lifecycle: configure loads the model (a failure is logged and the transition fails; the node stays up,
 unconfigured, so it can be fixed and configured again), activate subscribes to the cameras and starts the
 inference thread, deactivate stops both, cleanup frees the model. With the parameter autostart (default)
@@ -44,7 +48,7 @@ from actiseg_ros.ros import params as node_params
 from actiseg_ros.ros.action_parsing import ActionError
 from actiseg_ros.ros.diagnostics import diagnostic_level
 from actiseg_ros.ros.image_conversion import ImageConversionError, ImageConverter
-from actiseg_ros.ros.latest_frame import FrameWorker, LatestFrameSlots
+from actiseg_ros.ros.latest_frame import FrameWorker, HandOff, LatestFrameSlots
 from actiseg_ros.ros.messages import diagnostics_msg, image_msg, objects_msg
 from actiseg_ros.ros.overlay import draw_overlay
 from actiseg_ros.ros.pipeline import ConfigureError, create_pipeline
@@ -92,7 +96,7 @@ class PerceptionNode(LifecycleNode):
         self.converter = None
         self.cameras: dict = {}  # name -> Camera, from configure on
         self.action_sub = None
-        self.slots = self.worker = None
+        self.slots = self.worker = self.publishing = None
         self.stats = OutputStats()  # every camera's outputs together
         self.counters = {"received": 0, "dropped": 0, "refused": 0, "batches": 0, "batch_size_max": 0}
         self._reported = {"received": 0, "refused": 0}
@@ -138,6 +142,8 @@ class PerceptionNode(LifecycleNode):
 
     def on_activate(self, state):
         self.slots = LatestFrameSlots(self.cameras)
+        self.publishing = HandOff(self._publish_batch, self._on_worker_error)
+        self.publishing.start()
         self.worker = FrameWorker(self.slots, self._handle_frames, self._on_worker_error)
         self.worker.start()
         image_qos = profile(self.settings.image_qos)
@@ -190,6 +196,11 @@ class PerceptionNode(LifecycleNode):
                 self.get_logger().warning("the inference thread is still running a frame after 5 s; waiting for it")
                 self.worker.stop(timeout=None)
             self.worker = None
+        if self.publishing is not None:  # after the inference thread: it publishes what that thread handed over
+            if not self.publishing.stop():
+                self.get_logger().warning("the publishing thread is still busy after 5 s; waiting for it")
+                self.publishing.stop(timeout=None)
+            self.publishing = None
         if self.slots is not None:  # the next activation starts fresh slots; keep the totals
             for name, camera in self.cameras.items():
                 camera.earlier["received"] += self.slots.received[name]
@@ -267,7 +278,7 @@ class PerceptionNode(LifecycleNode):
 
     def _handle_frames(self, items):
         """The frames the worker took together, [(camera name, (msg, perf_counter at arrival, arrival ns))]:
-        converted, run through the model as one batch, and published camera by camera as each is ready."""
+        converted and run through the model as one batch, then handed to the publishing thread."""
         settings = self.settings
         began = time.perf_counter()
         frames, taken = [], []
@@ -288,10 +299,15 @@ class PerceptionNode(LifecycleNode):
         batch = len(frames)
         self.counters["batches"] += 1
         self.counters["batch_size_max"] = max(self.counters["batch_size_max"], batch)
-        results = self.pipeline.process_batch(frames)
-        for (name, rgb), (msg, received, arrival_ns), result in zip(frames, taken, results):
+        self.publishing.put((self.pipeline.run(frames), taken, settings, began, converted))
+
+    def _publish_batch(self, handed):
+        """Publishing thread: each frame of a BatchRun decided and published camera by camera as it is ready."""
+        batch_run, taken, settings, began, converted = handed
+        results = self.pipeline.finish(batch_run)
+        for (name, rgb), (msg, received, arrival_ns), result in zip(batch_run.frames, taken, results):
             self._publish(self.cameras[name], settings, msg, received, arrival_ns, rgb, result,
-                          1000 * (began - received), 1000 * (converted - began), batch)
+                          1000 * (began - received), 1000 * (converted - began), len(batch_run.frames))
 
     def _publish(self, camera, settings, msg, received, arrival_ns, rgb, result, waiting_ms, convert_ms, batch):
         header = msg.header

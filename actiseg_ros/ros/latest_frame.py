@@ -7,6 +7,7 @@ frame is newest when it becomes free.
 """
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -129,5 +130,55 @@ class FrameWorker:
         self._stop.set()
         self.slot.close()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+_END = object()  # HandOff's end-of-work marker
+
+
+class HandOff:
+    """The second stage of a two-stage worker: a thread that calls handle(item) for each put(item), in order.
+
+    put() blocks while an earlier item still waits to be taken (at most one item waiting and one in handle()),
+    so a slow second stage holds the first one back instead of queueing work without bound. As FrameWorker,
+    it survives an exception from handle() (on_error(exception) is called). stop() ends the thread after the
+    items already put.
+    """
+
+    def __init__(self, handle, on_error=None, name: str = "actiseg-publish"):
+        self.handle = handle
+        self.on_error = on_error
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.handled = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, item) -> None:
+        self._queue.put(item)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            try:
+                self.handle(item)
+            except Exception as err:  # the stage must outlive any item
+                if self.on_error is not None:
+                    self.on_error(err)
+            self.handled += 1
+
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        """Handle what was put, then end; True when the thread has ended (timeout None: wait until it has)."""
+        if not self._thread.is_alive():
+            return True
+        try:
+            self._queue.put(_END, timeout=timeout)
+        except queue.Full:
+            return False
+        if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         return not self._thread.is_alive()

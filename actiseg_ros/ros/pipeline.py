@@ -4,13 +4,19 @@ temporal smoothing of the positive scores and the label image.
 Thresholds have one source: the model card's positive gate and mask threshold, each overridden by its
 parameter when that is not 0 (as Predictor takes the card's unless told otherwise).
 
-Several cameras share one pipeline (one model, one engine): process_batch() runs the frames that waited
-together through one engine call; each camera keeps its own score smoothing.
+Several cameras share one pipeline (one model, one engine): the frames that waited run together through one
+engine call; each camera keeps its own score smoothing.
 
-Thread model: request_action() and update_settings() are called from the ROS executor; process() and
-process_batch() from the inference worker. A new action is parsed (and refused) at once, but only applied at
-the start of the next process() call, so a frame is always segmented with one consistent set of prompts and an
-action change takes effect with the next frame the worker takes.
+Two stages, so that one batch's decisions and publishing overlap the next batch's engine run (on 2 CPU cores
+the engine leaves a core idle while Python post-processes): run(frames) applies a queued action and runs the
+engine, returning a BatchRun that carries everything its frames are decided with (action, prompts, settings);
+finish(batch_run) yields each frame's FrameResult. process() and process_batch() do both in one call.
+
+Thread model: request_action() and update_settings() are called from the ROS executor; run() from the
+inference worker; finish() from one thread (the node's publishing thread), batches in the order run() made
+them. A new action is parsed (and refused) at once, but only applied at the start of the next run(), so a
+frame is always segmented with one consistent set of prompts and an action change takes effect with the next
+frame the worker takes.
 """
 from __future__ import annotations
 
@@ -48,6 +54,18 @@ class FrameResult:
     timings_ms: dict = field(default_factory=dict)
 
 
+@dataclass
+class BatchRun:
+    """One engine call's outputs for its frames, waiting for finish() (possibly on another thread)."""
+    frames: list  # [(camera name, (H, W, 3) uint8 RGB)]
+    command: ActionCommand | None  # the action in force for these frames (None: the model was not run)
+    prompts: list  # the prompts the engine ran with, one per command.objects entry
+    generation: int  # counts applied actions: smoothing restarts when it changes
+    settings: Settings
+    outputs: list  # [(mask_logits (K, h, w), positive_logits (K,), Letterbox)] per frame; [] when command is None
+    timings_ms: dict  # the call's shared stage times (prompts, preprocess, segmenter)
+
+
 class PerceptionPipeline:
     def __init__(self, predictor, settings: Settings, vocabulary=None):
         """predictor: actiseg_ros.inference.predictor.Predictor (or anything with its infer/set_prompts/card)."""
@@ -55,7 +73,8 @@ class PerceptionPipeline:
         self.vocabulary = vocabulary
         self._lock = threading.Lock()
         self._settings = settings
-        self._smoothers: dict = {}  # camera name -> ScoreSmoother (each camera's frames form their own sequence)
+        self._smoothers: dict = {}  # camera name -> [ScoreSmoother, generation]: finish()'s, one per camera
+        self._generation = 0  # applied actions; run() stamps it on its BatchRun
         self._action_text = ""  # the last accepted command, re-parsed when the candidate parameters change
         self._pending: tuple | None = None  # (ActionCommand | None,) waiting for the worker
         self._current: ActionCommand | None = None
@@ -107,17 +126,21 @@ class PerceptionPipeline:
 
     # --- worker side ------------------------------------------------------------------------------------
 
-    def _smoother(self, camera: str, settings: Settings) -> ScoreSmoother:
-        smoother = self._smoothers.get(camera)
-        if smoother is None:
-            smoother = self._smoothers[camera] = ScoreSmoother(settings.smoothing_alpha, settings.smoothing_hysteresis)
+    def _smoother(self, camera: str, settings: Settings, generation: int) -> ScoreSmoother:
+        entry = self._smoothers.get(camera)
+        if entry is None:
+            entry = self._smoothers[camera] = [ScoreSmoother(settings.smoothing_alpha, settings.smoothing_hysteresis),
+                                               generation]
+        smoother = entry[0]
+        smoother.configure(settings.smoothing_alpha, settings.smoothing_hysteresis)
+        if entry[1] != generation:  # a new action: its first frame is decided on its own score
+            smoother.reset()
+            entry[1] = generation
         return smoother
 
-    def _apply_pending(self, settings: Settings) -> None:
+    def _apply_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
-        for smoother in self._smoothers.values():
-            smoother.configure(settings.smoothing_alpha, settings.smoothing_hysteresis)
         if pending is None:
             return
         command = pending[0]
@@ -128,58 +151,59 @@ class PerceptionPipeline:
         else:
             self._prompts = []
         self._current = command
-        for smoother in self._smoothers.values():
-            smoother.reset()
+        self._generation += 1
 
-    def process(self, rgb: np.ndarray, camera: str = "") -> FrameResult:
-        """(H, W, 3) uint8 RGB -> FrameResult. With no action in force the model is not run: empty outputs."""
+    def run(self, frames) -> BatchRun:
+        """[(camera, (H, W, 3) uint8 RGB)] -> BatchRun: the queued action applied, then one engine call for all
+        frames (none with no action in force). Inference-thread side; one call at a time."""
         settings = self._settings
         began = time.perf_counter()
-        self._apply_pending(settings)
+        self._apply_pending()
         command = self._current
         timings = {"prompts": 1000 * (time.perf_counter() - began)}
-        if command is None:
-            return _empty_result(rgb, timings)
-        mask_logits, positive_logits, box, model_timings = self.predictor.infer(rgb)
-        timings.update(model_timings)
-        return self._decide(camera, rgb, command, settings, mask_logits, positive_logits, box, timings)
+        outputs = []
+        if command is not None:
+            outputs, model_timings = self.predictor.infer_batch([rgb for _camera, rgb in frames])
+            timings.update(model_timings)
+        return BatchRun(frames=list(frames), command=command, prompts=list(self._prompts),
+                        generation=self._generation, settings=settings, outputs=outputs, timings_ms=timings)
+
+    def finish(self, batch: BatchRun):
+        """BatchRun -> FrameResult per frame, in order, yielded as each is ready (so the first can be published
+        while the next is decided). Each result's timings_ms holds the engine call's shared stage times and its
+        own postprocess."""
+        if batch.command is None:
+            for _camera, rgb in batch.frames:
+                yield _empty_result(rgb, dict(batch.timings_ms))
+            return
+        for (camera, rgb), (mask_logits, positive_logits, box) in zip(batch.frames, batch.outputs):
+            yield self._decide(camera, rgb, batch, mask_logits, positive_logits, box)
+
+    def process(self, rgb: np.ndarray, camera: str = "") -> FrameResult:
+        """(H, W, 3) uint8 RGB -> FrameResult, both stages in this thread. With no action in force the model is
+        not run: empty outputs."""
+        return next(self.finish(self.run([(camera, rgb)])))
 
     def process_batch(self, frames):
-        """[(camera, rgb)] -> FrameResult per frame, in order, yielded as each is ready (so the first can be
-        published while the next is post-processed). The frames run through the model in one engine call; each
-        result's timings_ms holds that call's shared stage times (prompts, preprocess, segmenter) and its own
-        postprocess. One frame takes exactly process()'s path."""
-        if len(frames) == 1:
-            camera, rgb = frames[0]
-            yield self.process(rgb, camera)
-            return
-        settings = self._settings
-        began = time.perf_counter()
-        self._apply_pending(settings)
-        command = self._current
-        shared = {"prompts": 1000 * (time.perf_counter() - began)}
-        if command is None:
-            for _camera, rgb in frames:
-                yield _empty_result(rgb, dict(shared))
-            return
-        outputs, model_timings = self.predictor.infer_batch([rgb for _camera, rgb in frames])
-        shared.update(model_timings)
-        for (camera, rgb), (mask_logits, positive_logits, box) in zip(frames, outputs):
-            yield self._decide(camera, rgb, command, settings, mask_logits, positive_logits, box, dict(shared))
+        """[(camera, rgb)] -> FrameResult per frame (a generator), both stages in this thread."""
+        return self.finish(self.run(frames))
 
-    def _decide(self, camera, rgb, command, settings, mask_logits, positive_logits, box, timings) -> FrameResult:
+    def _decide(self, camera, rgb, batch: BatchRun, mask_logits, positive_logits, box) -> FrameResult:
         post_began = time.perf_counter()
+        settings, command = batch.settings, batch.command
         gate, mask_threshold = self.thresholds(settings)
         raw = sigmoid(np.asarray(positive_logits, np.float32)).astype(np.float32)  # (K,)
         if settings.smoothing_enabled:
-            scores, active = self._smoother(camera, settings).update(raw, gate)
+            scores, active = self._smoother(camera, settings, batch.generation).update(raw, gate)
         else:
             scores, active = raw, raw >= gate
-        labels, results = self.predictor.decide(mask_logits, box, rgb.shape[:2], scores, active, mask_threshold)
+        labels, results = self.predictor.decide(mask_logits, box, rgb.shape[:2], scores, active, mask_threshold,
+                                                prompts=batch.prompts)
         objects = [ObjectOutput(id=r.index + 1, name=command.objects[r.index], prompt=r.prompt, score=float(r.score),
                                 raw_score=float(raw[r.index]), active=r.active, bbox=r.bbox, area=r.area)
                    for r in results]
         mask = cv2.compare(labels, 0, cv2.CMP_GT)  # 255 where labelled
+        timings = dict(batch.timings_ms)
         timings["postprocess"] = 1000 * (time.perf_counter() - post_began)
         return FrameResult(labels=labels, mask=mask, objects=objects, action=command, timings_ms=timings)
 
