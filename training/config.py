@@ -117,6 +117,10 @@ class TrainConfig:
     # that split; otherwise N segments drawn once with `seed`). For fine-tuning on a new domain, a share of the
     # data the init model learnt from keeps the old domain from being forgotten (training/configs/finetune.yaml).
     mix_data: list = field(default_factory=list)
+    # Folder of the frozen backbone's features per frame (training/feature_cache.py), filled on first use and
+    # shared by runs and jobs: the backbone then runs once per frame and data set instead of at every step.
+    # Exact, so it needs model.backbone_trainable: false and jitter: 0. "" = off.
+    feature_cache: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -211,6 +215,10 @@ def validate(config: TrainConfig) -> None:
     if config.batch_size < 1 or config.frames_per_clip < 1 or config.epochs < 1:
         raise ValueError("batch_size, frames_per_clip and epochs must be >= 1")
     validate_mix_data(config.mix_data)
+    if config.feature_cache and (config.model.backbone_trainable or config.jitter > 0):
+        raise ValueError("feature_cache stores the frozen backbone's features of each frame as it is: it needs "
+                         "model.backbone_trainable: false and jitter: 0 (got backbone_trainable %s, jitter %s)"
+                         % (config.model.backbone_trainable, config.jitter))
 
 
 def validate_mix_data(entries) -> None:

@@ -28,6 +28,7 @@ class ClipSample:
     index     position of the segment in the split
     frames    (T,) int64 positions of the picked frames in the segment's sparse_frames
     object_ids K object ids, in prompt order (sorted)
+    image_files T paths of the picked frames' image files (the feature cache's key, feature_cache.py)
     (index, frame position, object id) names the same pixels whenever a clip recurs: it keys per-pixel
     state such as ELR targets and NPN candidate labels.
     """
@@ -41,6 +42,7 @@ class ClipSample:
     index: int
     frames: torch.Tensor
     object_ids: list
+    image_files: list
 
 
 def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -82,8 +84,9 @@ class SegmentClips(torch.utils.data.Dataset):
         frames = [segment.sparse_frames[i] for i in picked]
         object_ids = sorted(segment.objects)
         images, targets, weights, objects = [], [], [], []
-        for frame in frames:
-            rgb = actionvos.read_image(actionvos.image_path(self.root, self.split, segment.name, frame))
+        image_files = [str(actionvos.image_path(self.root, self.split, segment.name, f)) for f in frames]
+        for frame, image_file in zip(frames, image_files):
+            rgb = actionvos.read_image(image_file)
             labels = actionvos.read_label_png(actionvos.annotation_path(self.root, self.split, segment.name, frame))
             weight_file = actionvos.weight_path(self.root, self.split, segment.name, frame)
             # Without a weight map every pixel weighs 1 (plain focal loss), as for data with no hand boxes.
@@ -104,7 +107,8 @@ class SegmentClips(torch.utils.data.Dataset):
                           weights=torch.from_numpy(np.stack(weights)), objects=torch.from_numpy(np.stack(objects)),
                           positive=torch.from_numpy(positive),
                           prompts=[segment.prompt(k) for k in object_ids], index=index,
-                          frames=torch.from_numpy(picked.astype(np.int64)), object_ids=object_ids)
+                          frames=torch.from_numpy(picked.astype(np.int64)), object_ids=object_ids,
+                          image_files=image_files)
 
 
 class MixedClips(torch.utils.data.Dataset):
@@ -161,7 +165,7 @@ def training_clips(config) -> torch.utils.data.Dataset:
 def collate_clips(samples: list) -> dict:
     """Pad K to the batch maximum. Shapes: images (B, T, 3, H, W); targets/weights/objects (B, T, Kmax, H, W);
     positive (B, Kmax); valid (B, Kmax) bool; prompts: B lists; index (B,); frames (B, T) int64;
-    object_ids (B, Kmax) int64, -1 in padded slots."""
+    object_ids (B, Kmax) int64, -1 in padded slots; image_files: the B*T frames' files, clip-major."""
     k_max = max(s.targets.shape[1] for s in samples)
     b, (t, _, h, w) = len(samples), samples[0].images.shape
     targets = torch.zeros(b, t, k_max, h, w)
@@ -178,7 +182,7 @@ def collate_clips(samples: list) -> dict:
     return {"images": torch.stack([s.images for s in samples]), "targets": targets, "weights": weights,
             "objects": objects, "positive": positive, "valid": valid, "prompts": [s.prompts for s in samples],
             "index": torch.tensor([s.index for s in samples]), "frames": torch.stack([s.frames for s in samples]),
-            "object_ids": object_ids}
+            "object_ids": object_ids, "image_files": [f for s in samples for f in s.image_files]}
 
 
 def epoch_order(num_samples: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list:

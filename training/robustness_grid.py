@@ -161,6 +161,7 @@ class Grid:
     def fingerprint(self, cell: Cell) -> str:
         """Hash of everything that determines a cell's numbers (not where its files live)."""
         config = to_dict(self.train_config(cell, "<train data of this cell>"))
+        config.pop("feature_cache")  # where features are cached, not what is trained: results are the same
         document = {"version": FINGERPRINT_VERSION, "data": self.data.to_json(),
                     "noise": self.noise_setting(cell.noise).to_json(), "seed": cell.seed, "train": config,
                     "eval_split": self.eval_split}

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .config import TrainConfig, to_dict
 from .data import collate_clips, epoch_order, training_clips
+from .feature_cache import FeatureCache
 from .modeling.actiseg_model import ActiSegModel
 from .prompts import PromptBank, encode_prompts
 from .schedule import EpochSchedule
@@ -85,9 +86,14 @@ def build_member(config: TrainConfig, dataset, device, world: int, milestones: l
     return Member(model, segmenter, bank, optimizer, scheduler)
 
 
-def load_batch(dataset, indices: list, device) -> dict:
+def load_batch(dataset, indices: list, device, cache=None) -> dict:
+    """The collated clips on `device`; with a FeatureCache, plus "features": the backbone's maps of the B*T
+    frames (read from the cache, or computed and stored), which the model then uses instead of its backbone."""
     batch = collate_clips([dataset[i] for i in indices])
-    return {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
+    batch = {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
+    if cache is not None:
+        batch["features"] = cache.features(batch["image_files"], batch["images"].flatten(0, 1))
+    return batch
 
 
 def make_forward(member: Member, batch: dict, config: TrainConfig):
@@ -104,7 +110,10 @@ def make_forward(member: Member, batch: dict, config: TrainConfig):
     mask = mask.unsqueeze(1).expand(b, t, *mask.shape[1:]).reshape(b * t, *mask.shape[1:]).to(device)
 
     def forward(images, with_aux: bool = config.loss.pmhm):
-        return member.segmenter(images.flatten(0, 1), tokens, mask, with_aux=with_aux)
+        # Cached backbone features belong to the batch's own images, not to another view of them (NPN's
+        # strong photometric view goes through the backbone).
+        features = batch.get("features") if images is batch["images"] else None
+        return member.segmenter(images.flatten(0, 1), tokens, mask, with_aux=with_aux, features=features)
 
     return forward
 
@@ -160,11 +169,14 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
         state = ckpt.load_training_state(ckpt.latest_path(out_dir), members, strategy)
         log("resumed from step %d" % state["step"])
     step = state["step"]
+    # After init_from and resume: the cache folder is keyed by the backbone weights the run really uses.
+    caches = [FeatureCache(config.feature_cache, m.model.segmenter.image_encoder, config.model.input_hw,
+                           config.model.backbone) if config.feature_cache else None for m in members]
 
     def score(member_index: int, indices: list) -> tuple:
         """A model's outputs on a batch without gradient, in eval mode (no BN update, no random draws)."""
         member = members[member_index]
-        batch = load_batch(dataset, indices, device)
+        batch = load_batch(dataset, indices, device, caches[member_index])
         member.model.eval()
         with torch.no_grad():
             outputs = make_forward(member, batch, config)(batch["images"], with_aux=False)
@@ -193,8 +205,9 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
                 segmenter = member.model.segmenter
                 segmenter.aux_heads.reset_from(segmenter.decoder.mask_head)
         logged = None  # the first model's loss parts
-        for member, indices in zip(members, strategy.batches(epoch, step_in_epoch, order, config.batch_size, score)):
-            batch = load_batch(dataset, indices, device)
+        planned = strategy.batches(epoch, step_in_epoch, order, config.batch_size, score)
+        for member, cache, indices in zip(members, caches, planned):
+            batch = load_batch(dataset, indices, device, cache)
             loss, parts = strategy.loss(make_forward(member, batch, config), batch, context)
             update(member, loss, config)
             logged = logged or parts

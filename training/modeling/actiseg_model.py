@@ -66,12 +66,15 @@ class ActiSegSegmenter(nn.Module):
             self.image_encoder.eval()  # a frozen backbone keeps its ImageNet batch-norm statistics
         return self
 
-    def forward(self, images, text_tokens, text_mask, with_aux: bool = False) -> dict:
+    def forward(self, images, text_tokens, text_mask, with_aux: bool = False, features=None) -> dict:
+        """features: the frozen backbone's maps of `images` when the caller has them (training's feature
+        cache, training/feature_cache.py); then the image encoder does not run."""
         b, k, length, width = text_tokens.shape
         mask = text_mask.reshape(b * k, length) > 0
         tokens, sentence = self.prompt(text_tokens.reshape(b * k, length, width), mask.to(text_tokens.dtype))
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.backbone_trainable):
-            features = self.image_encoder(images)
+        if features is None:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.backbone_trainable):
+                features = self.image_encoder(images)
         p4, p16 = self.pixel_decoder(features)
         fused = self.fusion(p16, tokens, mask, sentence, k)
         out = self.decoder(p4, fused, p16.shape[-2:], tokens, mask, sentence)
