@@ -4,6 +4,7 @@ One module per source, each with `add_arguments(parser)` and `main(args) -> int`
 (as the top-level `actiseg` command does):
   bag   a ROS 2 bag (sqlite3 or MCAP) -> sequences ready for labelling and for `actiseg infer --split demo`
   coco  a COCO instance-mask export (CVAT, Label Studio, LabelMe) + narrations -> labelled ActionVOS data
+  visor EPIC-KITCHENS VISOR (sparse masks, EPIC-100 actions, VISOR-HOS contact) -> the official ActionVOS data
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import importlib
 SOURCES = {
     "bag": ("actiseg_ros.data.import_bag", "a ROS 2 bag (sqlite3 or MCAP) -> ActionVOS-layout sequences"),
     "coco": ("actiseg_ros.data.import_coco", "COCO instance masks + narrations -> labelled ActionVOS data"),
+    "visor": ("actiseg_ros.data.import_visor", "EPIC-KITCHENS VISOR -> ActionVOS data, as ActionVOS's official "
+              "data_prepare_visor.py"),
 }
 
 
