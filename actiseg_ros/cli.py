@@ -18,7 +18,7 @@ def register(name: str, module: str, help_text: str, extra: str | None = None) -
 
 
 register("synth", "actiseg_ros.data.synth_cli", "generate a synthetic ActionVOS-layout data set")
-register("import", "actiseg_ros.data.import_cli", "import a ROS 2 bag or COCO labels into the ActionVOS layout")
+register("import", "actiseg_ros.data.import_cli", "import a ROS 2 bag, COCO labels or VISOR into the ActionVOS layout")
 register("corrupt", "actiseg_ros.data.noise_cli", "inject ActiSeg-NL label noise into a training split")
 register("eval", "actiseg_ros.evaluation.eval_cli", "score palette-PNG predictions with the six ActionVOS metrics")
 register("train", "actiseg_ros.training.train_cli", "train a model from a YAML recipe (torch)", extra="train")
