@@ -299,15 +299,25 @@ class PerceptionNode(LifecycleNode):
         batch = len(frames)
         self.counters["batches"] += 1
         self.counters["batch_size_max"] = max(self.counters["batch_size_max"], batch)
-        self.publishing.put((self.pipeline.run(frames), taken, settings, began, converted))
+        try:
+            batch_run = self.pipeline.run(frames)
+        except Exception as err:  # every frame of the batch is lost, and counted so, per camera
+            self._frames_failed(err, [name for name, _rgb in frames])
+            return
+        self.publishing.put((batch_run, taken, settings, began, converted))
 
     def _publish_batch(self, handed):
         """Publishing thread: each frame of a BatchRun decided and published camera by camera as it is ready."""
         batch_run, taken, settings, began, converted = handed
         results = self.pipeline.finish(batch_run)
-        for (name, rgb), (msg, received, arrival_ns), result in zip(batch_run.frames, taken, results):
-            self._publish(self.cameras[name], settings, msg, received, arrival_ns, rgb, result,
-                          1000 * (began - received), 1000 * (converted - began), len(batch_run.frames))
+        names_left = [name for name, _rgb in batch_run.frames]
+        try:
+            for (name, rgb), (msg, received, arrival_ns), result in zip(batch_run.frames, taken, results):
+                self._publish(self.cameras[name], settings, msg, received, arrival_ns, rgb, result,
+                              1000 * (began - received), 1000 * (converted - began), len(batch_run.frames))
+                names_left.pop(0)
+        except Exception as err:  # the frame that failed and those after it in the batch
+            self._frames_failed(err, names_left)
 
     def _publish(self, camera, settings, msg, received, arrival_ns, rgb, result, waiting_ms, convert_ms, batch):
         header = msg.header
@@ -331,8 +341,20 @@ class PerceptionNode(LifecycleNode):
         self.stats.record(now, latency_ms, processing_ms)
         camera.stats.record(now, latency_ms, processing_ms)
 
+    def _frames_failed(self, err, camera_names):
+        """Frames lost to an engine or publishing error: counted as refused, per camera, and logged."""
+        for name in camera_names:
+            self.counters["refused"] += 1
+            if name in self.cameras:
+                self.cameras[name].refused += 1
+        self._log_frame_error(err)
+
     def _on_worker_error(self, err):
+        """An error outside the per-frame paths above (e.g. the hand-over itself): one frame counted."""
         self.counters["refused"] += 1
+        self._log_frame_error(err)
+
+    def _log_frame_error(self, err):
         throttle = (self.settings.warn_throttle if self.settings else 5.0) or None
         self.get_logger().error("frame failed: %s: %s" % (type(err).__name__, err), throttle_duration_sec=throttle)
 
