@@ -51,6 +51,8 @@ def main() -> int:
     buffer = io.StringIO()
     stats = pstats.Stats(profiler, stream=buffer).sort_stats("cumulative")
     stats.print_stats(args.top)
+    buffer.write("\n--- the project's own functions (training/, actiseg_ros/) by cumulative time ---\n")
+    stats.print_stats(r"/training/|actiseg_ros/|run_backward|conv2d|linear|clip_grad|adamw|np\.load|_read", args.top)
     header = ["profile of %d training steps (train() from start to saved model, incl. model build and init)"
               % args.steps,
               "config: %s; set: %s" % (" + ".join(args.config), " ".join(args.set) or "-"),

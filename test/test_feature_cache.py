@@ -1,6 +1,6 @@
 """The frozen-backbone feature cache (training/feature_cache.py): real training steps on the tiny preset give the
-same losses and weights with the cache (cold and warm) as without it, and the cache's folder changes with the
-backbone weights and the input size."""
+same losses and weights with the cache (cold and warm, backbone features and prompt bank) as without it, and
+the cache's folder changes with the backbone weights and the input size."""
 import csv
 
 import pytest
@@ -41,10 +41,14 @@ def test_training_with_the_cache_gives_the_same_losses_and_weights(tiny_data, tm
                  log=lambda *a: None)
     stored = sorted(cache_dir.rglob("*.npz"))
     assert stored, "the first cached run must fill the cache"
+    prompt_files = sorted(cache_dir.glob("prompts-*.pt"))
+    assert len(prompt_files) == 1, "the prompt bank of the training data is cached as one file"
+    stored += prompt_files
     stamps = {p: p.stat().st_mtime_ns for p in stored}
     warm = train(tiny_config(tiny_data, max_steps=8, feature_cache=str(cache_dir)), tmp_path / "warm",
                  log=lambda *a: None)
-    assert {p: p.stat().st_mtime_ns for p in sorted(cache_dir.rglob("*.npz"))} == stamps, "warm run rewrote files"
+    assert {p: p.stat().st_mtime_ns for p in stored} == stamps, "the warm run rewrote cache files"
+    assert len(list(cache_dir.rglob("*.npz"))) == len(stored) - 1
     reference = log_rows(tmp_path / "plain")
     assert len(reference) == 8 and float(reference[0]["total"]) > 0
     assert log_rows(tmp_path / "cold") == reference

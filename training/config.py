@@ -118,7 +118,8 @@ class TrainConfig:
     # data the init model learnt from keeps the old domain from being forgotten (training/configs/finetune.yaml).
     mix_data: list = field(default_factory=list)
     # Folder of the frozen backbone's features per frame (training/feature_cache.py), filled on first use and
-    # shared by runs and jobs: the backbone then runs once per frame and data set instead of at every step.
+    # shared by runs and jobs: the backbone then runs once per frame and data set instead of at every step; it
+    # also keeps the frozen text encoder's features of each data set's prompts (one file per prompt list).
     # Exact, so it needs model.backbone_trainable: false and jitter: 0. "" = off.
     feature_cache: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -110,3 +110,30 @@ class FeatureCache:
         self.hits += len(paths) - len(missing)
         self.misses += len(missing)
         return [torch.stack([maps[level] for maps in found]).to(images.device) for level in range(len(NAMES))]
+
+
+def add_prompts_cached(bank, prompts, directory) -> bool:
+    """bank.add(prompts) through DIR/prompts-<digest>.pt; returns True when it was read from the cache.
+
+    The frozen text encoder's features of a data set's whole prompt list are stored as one file, keyed by the
+    encoder's weights, the tokenizer's vocabulary size and the sorted prompts: the bank is exactly what
+    bank.add would compute (the same prompts in the same batches), and every cell of a grid trained on the same
+    (noisy) data reads it instead of encoding some 3,500 prompts again (50 s of a 2-core CPU per model).
+    """
+    prompts = sorted(set(prompts))
+    digest = hashlib.sha256()
+    digest.update(module_digest(bank.encoder).encode())
+    digest.update(str(len(bank.tokenizer)).encode())
+    digest.update("\n".join(prompts).encode())
+    path = Path(directory) / ("prompts-%s-v%d.pt" % (digest.hexdigest()[:16], CACHE_VERSION))
+    if path.is_file():
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        bank.set_features({p: (tokens, mask) for p, tokens, mask in zip(prompts, stored["tokens"], stored["mask"])})
+        return True
+    bank.add(prompts)
+    features = [bank.features(p) for p in prompts]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".%s.tmp%d" % (path.name, os.getpid()))
+    torch.save({"tokens": torch.stack([t for t, _ in features]), "mask": torch.stack([m for _, m in features])}, tmp)
+    os.replace(tmp, path)
+    return False

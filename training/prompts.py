@@ -27,6 +27,14 @@ class PromptBank:
             for i, prompt in enumerate(chunk):
                 self._features[prompt] = (tokens[i].to(torch.float16), mask[i].bool())
 
+    def features(self, prompt: str) -> tuple:
+        """(token features (L, 384) float16, attention mask (L,) bool) of a prompt already in the bank."""
+        return self._features[prompt]
+
+    def set_features(self, features: dict) -> None:
+        """Put {prompt: (tokens, mask)} computed earlier by this encoder (feature_cache.add_prompts_cached)."""
+        self._features.update(features)
+
     def lookup(self, prompts_per_clip: list, k_max: int) -> tuple:
         """B lists of prompts -> tokens (B, k_max, L, 384) float32, mask (B, k_max, L) float32 (0 = padding).
 

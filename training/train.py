@@ -23,7 +23,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .config import TrainConfig, to_dict
 from .data import collate_clips, epoch_order, training_clips
-from .feature_cache import FeatureCache
+from .feature_cache import FeatureCache, add_prompts_cached
 from .modeling.actiseg_model import ActiSegModel
 from .prompts import PromptBank, encode_prompts
 from .schedule import EpochSchedule
@@ -76,7 +76,10 @@ def build_member(config: TrainConfig, dataset, device, world: int, milestones: l
     model = ActiSegModel(config.model).to(device)
     bank = PromptBank(model.text_encoder)
     if not config.model.text_trainable:
-        bank.add(dataset.prompts())
+        if config.feature_cache:
+            add_prompts_cached(bank, dataset.prompts(), config.feature_cache)
+        else:
+            bank.add(dataset.prompts())
     segmenter = model.segmenter
     if world > 1:
         # Auxiliary heads frozen on a step leave their parameters without gradient.
