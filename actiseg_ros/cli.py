@@ -21,6 +21,7 @@ register("synth", "actiseg_ros.data.synth_cli", "generate a synthetic ActionVOS-
 register("import", "actiseg_ros.data.import_cli", "import a ROS 2 bag, COCO labels or VISOR into the ActionVOS layout")
 register("corrupt", "actiseg_ros.data.noise_cli", "inject ActiSeg-NL label noise into a training split")
 register("eval", "actiseg_ros.evaluation.eval_cli", "score palette-PNG predictions with the six ActionVOS metrics")
+register("audit", "actiseg_ros.audit.audit_cli", "rank a split's labels by how suspicious a model finds them")
 register("train", "actiseg_ros.training.train_cli", "train a model from a YAML recipe (torch)", extra="train")
 register("infer", "actiseg_ros.training.infer",
          "write palette-PNG predictions (exported model, or a .pt checkpoint with torch)", extra="train")
