@@ -8,7 +8,9 @@ Three kinds of record, each with a score in which higher means more suspicious:
   mask). A flipped name makes the model look for another object (or for one that is not in the scene), so
   both fall. A synonym ("cup" for "mug") keeps both: the model was trained with every name of a class.
 - flag (per expression): the positive head's disagreement with the labelled positive flag, |flag - p| with
-  p the mean positive probability over the frames where the object is labelled.
+  p the mean positive probability over the frames where the object is labelled, times the text evidence
+  that the prompt names this object, sqrt(inside x precision): under a wrong name the head judges another
+  object, so its verdict says nothing about this one's flag (that expression is the text record's).
 - mask (per frame and object): PMHM's reliable/uncertain split, turned on the label. A clean mask's inner
   band (the pixels within the band radius of its edge) lies on the object, where the model is nearly as sure
   as in the core; a dilated mask's band lies off the object, where the model sees background:
@@ -35,8 +37,9 @@ def text_score(inside: float, precision: float) -> float:
     return 1.0 - math.sqrt(max(0.0, inside) * max(0.0, precision))
 
 
-def flag_score(label_positive: int, positive: float) -> float:
-    return abs(float(bool(label_positive)) - positive)
+def flag_score(label_positive: int, positive: float, name_fits: float = 1.0) -> float:
+    """name_fits: 1 - text score, how sure the model is that the prompt names this object."""
+    return abs(float(bool(label_positive)) - positive) * name_fits
 
 
 def mask_score(inside: float, core: float, band: float) -> float:
@@ -68,10 +71,14 @@ def expression_records(segment: str, object_id: int, name: str, label_positive: 
                    "on it" % (name, 100 * inside, 100 * precision))
     if other > precision:
         text_reason += "; %.0f%% lands on another labelled object" % (100 * other)
+    text = text_score(inside, precision)
     flag_reason = "labelled %s, the positive head gives %.2f" % ("positive" if label_positive else "negative",
                                                                  positive)
-    return [_record(segment, object_id, None, "text", text_score(inside, precision), text_reason, details),
-            _record(segment, object_id, None, "flag", flag_score(label_positive, positive), flag_reason, details)]
+    if text > 0.5:
+        flag_reason += " (but the name hardly fits the object: see the text record)"
+    return [_record(segment, object_id, None, "text", text, text_reason, details),
+            _record(segment, object_id, None, "flag", flag_score(label_positive, positive, 1.0 - text), flag_reason,
+                    details)]
 
 
 def mask_record(segment: str, frame: str, name: str, measure) -> dict:
