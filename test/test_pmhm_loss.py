@@ -191,3 +191,162 @@ def test_aux_head_frozen_mask():
     assert pmhm_loss.aux_head_frozen_mask(0).shape == (0,)
     rate = pmhm_loss.aux_head_frozen_mask(20000, generator=generator).float().mean().item()
     assert rate == pytest.approx(0.2, abs=0.015)
+
+
+# --- the spec's remaining PMHM terms, checked against its numbers (spec section 6) -----------------------------
+
+def test_spec_constants():
+    # tau_m = Q0.20(M), tau_e = Q0.85(E), tau_h = Q0.60(M); Tversky 0.3 with a 0.7 -> 0.5, b 0.5; consistency 0.1
+    # each; focal 2 + dice 5 on S; aux features: channel dropout 0.2, noise 0.2 x std; freeze 0.2; init N(0, 1e-3).
+    assert (pmhm_loss.MARGIN_LOW_QUANTILE, pmhm_loss.EDGE_HIGH_QUANTILE, pmhm_loss.MARGIN_HIGH_QUANTILE) \
+        == (0.20, 0.85, 0.60)
+    assert (pmhm_loss.TVERSKY_WEIGHT, pmhm_loss.TVERSKY_ALPHA_START, pmhm_loss.TVERSKY_ALPHA_END,
+            pmhm_loss.TVERSKY_BETA) == (0.3, 0.7, 0.5, 0.5)
+    assert (pmhm_loss.HEAD_CONSISTENCY_WEIGHT, pmhm_loss.LAYER_CONSISTENCY_WEIGHT) == (0.1, 0.1)
+    assert (losses.MASK_FOCAL_WEIGHT, losses.MASK_DICE_WEIGHT, losses.FOCAL_ALPHA, losses.FOCAL_GAMMA) \
+        == (2.0, 5.0, 0.25, 2.0)
+    assert (pmhm_loss.AUX_FEATURE_DROP, pmhm_loss.AUX_NOISE_STD_RATIO, pmhm_loss.AUX_FREEZE_PROBABILITY) \
+        == (0.2, 0.2, 0.2)
+    from actiseg_ros.training.modeling.mask_decoder import MaskHead
+    from actiseg_ros.training.modeling.pmhm_heads import AuxiliaryMaskHeads
+
+    heads = AuxiliaryMaskHeads(MaskHead(8))
+    assert (len(heads.heads), heads.init_noise, heads.p_drop, heads.noise_ratio, heads.freeze_prob) \
+        == (1, 1e-3, 0.2, 0.2, 0.2)
+
+
+def test_pmhm_terms_by_the_spec_formulas():
+    """Each term recomputed from the spec's words with plain tensor code (no project helper)."""
+    torch.manual_seed(11)
+    logits = torch.randn(2, 12, 12) * 3
+    aux = logits + torch.randn(2, 12, 12)
+    layer = 0.7 * logits + 0.2
+    target = (torch.rand(2, 12, 12) > 0.6).float()
+    weight = torch.tensor([1.0, 2.0, 5.0])[torch.randint(0, 3, target.shape)]
+    progress = 0.3
+    total, parts = pmhm_loss.pmhm_mask_loss(logits, [aux], target, weight, progress, intermediate_logits_list=[layer])
+
+    p = torch.sigmoid(logits)
+    m = (p - 0.5).abs()
+    gx = torch.nn.functional.pad(p[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+    sx = (gx[:, :-2, :-2] + 2 * gx[:, 1:-1, :-2] + gx[:, 2:, :-2]
+          - gx[:, :-2, 2:] - 2 * gx[:, 1:-1, 2:] - gx[:, 2:, 2:]) / 8  # 3x3 Sobel / 8, replicate padding
+    sy = (gx[:, :-2, :-2] + 2 * gx[:, :-2, 1:-1] + gx[:, :-2, 2:]
+          - gx[:, 2:, :-2] - 2 * gx[:, 2:, 1:-1] - gx[:, 2:, 2:]) / 8
+    e = (sx ** 2 + sy ** 2).sqrt()
+    q = torch.quantile
+    tau_m = q(m.flatten(1), 0.2, dim=1).view(2, 1, 1)
+    tau_e = q(e.flatten(1), 0.85, dim=1).view(2, 1, 1)
+    tau_h = q(m.flatten(1), 0.6, dim=1).view(2, 1, 1)
+    u = (m < tau_m) | (e > tau_e)
+    s = ((logits > 0) == (aux > 0)) & (m >= tau_h)
+    reliable, uncertain = pmhm_loss.pmhm_regions(logits, [aux])
+    assert torch.equal(uncertain, u) and torch.equal(reliable, s)
+
+    # focal on S: w * alpha_t * (1 - p_t)^2 * BCE with alpha 0.25, mean over each row's pixels, then rows
+    p_t = p * target + (1 - p) * (1 - target)
+    alpha_t = 0.25 * target + 0.75 * (1 - target)
+    bce = -(target * torch.log(p) + (1 - target) * torch.log(1 - p))
+    focal = (weight * s * alpha_t * (1 - p_t) ** 2 * bce).flatten(1).mean(1).mean()
+    assert parts["focal"].item() == pytest.approx(focal.item(), rel=1e-4)
+    # dice on S: 1 - (2 sum(p t) + 1) / (sum p + sum t + 1) over S
+    ps, ts = p * s, target * s
+    dice = (1 - (2 * (ps * ts).flatten(1).sum(1) + 1) / (ps.flatten(1).sum(1) + ts.flatten(1).sum(1) + 1)).mean()
+    assert parts["dice"].item() == pytest.approx(dice.item(), rel=1e-5)
+    # Tversky on U: 1 - TP / (TP + a FP + b FN), a = 0.7 - 0.2 * progress, b = 0.5 (smooth 1)
+    a = 0.7 - 0.2 * progress
+    pu, tu = p * u, target * u
+    tp, fp, fn = (pu * tu).flatten(1).sum(1), (pu * (1 - tu)).flatten(1).sum(1), ((1 - pu) * tu).flatten(1).sum(1)
+    tversky = (1 - (tp + 1) / (tp + a * fp + 0.5 * fn + 1)).mean()
+    assert parts["tversky_alpha"].item() == pytest.approx(a)
+    assert parts["tversky"].item() == pytest.approx(tversky.item(), rel=1e-5)
+
+    # symmetric Bernoulli KL, KL(p||q) + KL(q||p), pooled over U
+    def sym_kl(p1, p2):
+        kl = p1 * torch.log(p1 / p2) + (1 - p1) * torch.log((1 - p1) / (1 - p2))
+        kl_back = p2 * torch.log(p2 / p1) + (1 - p2) * torch.log((1 - p2) / (1 - p1))
+        return ((kl + kl_back) * u).sum() / u.sum()
+
+    head = sym_kl(p.double(), torch.sigmoid(aux).double())
+    layer_term = sym_kl(p.double(), torch.sigmoid(layer).double())
+    assert parts["head_consistency"].item() == pytest.approx(head.item(), rel=1e-4)
+    assert parts["layer_consistency"].item() == pytest.approx(layer_term.item(), rel=1e-4)
+    expected = 2 * focal + 5 * dice + 0.3 * tversky + 0.1 * head + 0.1 * layer_term
+    assert total.item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def _factored_features(b=2, k=3, d=16, size=(32, 32), coarse=(8, 8)):
+    from actiseg_ros.training.modeling.mask_decoder import MaskFeatures
+
+    fine = torch.randn(b, d, *size)
+    coarse_maps = torch.randn(b * k, d, *coarse)
+    dense = fine.repeat_interleave(k, dim=0) + torch.nn.functional.interpolate(
+        coarse_maps, size=size, mode="bilinear", align_corners=False)
+    return MaskFeatures(fine, coarse_maps), dense
+
+
+def test_aux_head_logits_equal_the_head_on_perturbed_features():
+    """The factored perturbation (pmhm_heads.perturbed_head_logits) is the spec's: channel dropout p 0.2 of
+    the features, then Gaussian noise of std 0.2 x the dropped row's std, seen through the linear head."""
+    from actiseg_ros.training.modeling.mask_decoder import MaskHead
+    from actiseg_ros.training.modeling.pmhm_heads import channel_moments, perturbed_head_logits
+
+    torch.manual_seed(2)
+    features, dense = _factored_features()
+    head = MaskHead(16)
+    query = torch.randn(6, 16)
+    moments = channel_moments(features)
+    with torch.no_grad():
+        kernel = head.kernels(query)
+        # Dropout alone: the same keep draws (same generator) give the same logits as the dense computation.
+        got = perturbed_head_logits(head, query, features, 0.2, 0.0, moments, torch.Generator().manual_seed(5))
+        dropped = pmhm_loss.perturb_mask_features(dense, 0.2, 0.0, torch.Generator().manual_seed(5))
+        assert (dropped.flatten(2).abs().sum(2) == 0).any(), "some channels must be dropped"
+        assert torch.allclose(got, torch.einsum("nd,ndhw->nhw", kernel, dropped), atol=1e-4)
+        # Noise: on top of the same dropout, the logits move by Gaussian noise of std 0.2 * std(row) * |kernel|.
+        noisy = perturbed_head_logits(head, query, features, 0.2, 0.2, moments, torch.Generator().manual_seed(5))
+        residual_std = (noisy - got).flatten(1).std(dim=1)
+        expected = 0.2 * dropped.flatten(1).std(dim=1, correction=0) * kernel.norm(dim=1)
+        assert torch.allclose(residual_std, expected, rtol=0.1)
+
+
+def test_aux_heads_start_as_noisy_copies_and_freeze_one_step_in_five():
+    from actiseg_ros.training.modeling.mask_decoder import MaskHead
+    from actiseg_ros.training.modeling.pmhm_heads import AuxiliaryMaskHeads
+
+    torch.manual_seed(4)
+    main = MaskHead(64)
+    heads = AuxiliaryMaskHeads(main, 1)
+    differences = torch.cat([(a - m).flatten() for a, m in zip(heads.heads[0].parameters(), main.parameters())])
+    assert differences.std().item() == pytest.approx(1e-3, rel=0.05) and differences.mean().abs() < 1e-4
+    features, _ = _factored_features(b=1, k=1, d=64, size=(8, 8), coarse=(2, 2))
+    query = torch.randn(1, 64)
+    frozen = 0
+    for _ in range(2000):
+        heads(query, features)
+        frozen += not next(heads.heads[0].parameters()).requires_grad
+    assert frozen / 2000 == pytest.approx(0.2, abs=0.03)
+    # A frozen head predicts (its vote counts) but gets no gradient; the query it reads still does.
+    query.requires_grad_()
+    while next(heads.heads[0].parameters()).requires_grad:
+        logits = heads(query, features)[0]
+    logits.sum().backward()
+    assert all(p.grad is None for p in heads.heads[0].parameters()) and query.grad.abs().sum() > 0
+
+
+def test_diagnostics_count_labelled_foreground_in_each_region():
+    logits = torch.tensor([[[4.0, -4.0], [0.1, -0.1]]])  # (1, 2, 2)
+    target = torch.tensor([[[1.0, 1.0], [1.0, 0.0]]])
+    reliable = torch.tensor([[[True, False], [False, True]]])
+    uncertain = torch.tensor([[[False, True], [True, True]]])
+    aux = torch.tensor([[[3.0, 2.0], [-1.0, -1.0]]])
+    found = pmhm_loss.pmhm_diagnostics(logits, [aux], target, reliable, uncertain, torch.tensor([True]))
+    assert found["fg_in_reliable"].item() == pytest.approx(1 / 3)
+    assert found["fg_in_uncertain"].item() == pytest.approx(2 / 3)
+    assert found["head_iou"].item() == pytest.approx(1 / 3)  # main {00, 10}, aux {00, 01}
+    expected = (torch.sigmoid(logits) - torch.sigmoid(aux)).abs().mean()
+    assert found["head_prob_diff"].item() == pytest.approx(expected.item())
+    none = pmhm_loss.pmhm_diagnostics(logits, [], torch.zeros_like(target), reliable, uncertain, torch.tensor([True]))
+    assert all(torch.isnan(none[name]) for name in ("fg_in_reliable", "fg_in_uncertain", "head_iou"))
+    skipped = pmhm_loss.pmhm_diagnostics(logits, [aux], target, reliable, uncertain, torch.tensor([False]))
+    assert torch.isnan(skipped["fg_in_reliable"]) and skipped["head_iou"].item() == 1.0

@@ -128,7 +128,7 @@ def pmhm_mask_loss(main_logits, aux_logits_list, target, weight, progress: float
           main head is unsure; elsewhere S already requires agreement),
         - layer: the same between the final and each intermediate layer's probabilities, pooled over U.
         parts holds these five unweighted values detached, plus "tversky_alpha", "reliable_fraction" and
-        "uncertain_fraction" (over valid rows), all 0-d tensors.
+        "uncertain_fraction" (over valid rows), and the diagnostics of `pmhm_diagnostics`, all 0-d tensors.
     """
     aux_logits_list = list(aux_logits_list)
     intermediate_logits_list = list(intermediate_logits_list or [])
@@ -159,7 +159,39 @@ def pmhm_mask_loss(main_logits, aux_logits_list, target, weight, progress: float
         "reliable_fraction": _fraction(reliable, rows),
         "uncertain_fraction": _fraction(uncertain, rows),
     }
+    parts.update(pmhm_diagnostics(main_logits, aux_logits_list, target, reliable, uncertain, rows))
     return total, parts
+
+
+@torch.no_grad()
+def pmhm_diagnostics(main_logits, aux_logits_list, target, reliable, uncertain, rows) -> dict:
+    """What PMHM sees on the valid rows, pooled over their pixels (for the training log):
+
+    - fg_in_reliable / fg_in_uncertain: share of labelled-foreground pixels (target >= 0.5; the labels as
+      given, noisy ones included) that lie in S / in U; NaN when the rows have no foreground pixel;
+    - head_iou: IoU of the main and auxiliary heads' binarised masks (logit > 0), mean over auxiliary heads
+      (1 when both are empty); head_prob_diff: mean |p_main - p_aux| over pixels and auxiliary heads;
+      both NaN without auxiliary heads.
+    """
+    rows = rows.to(main_logits.device)
+    foreground = (target >= 0.5)[rows]
+    count = foreground.sum()
+    nan = torch.tensor(float("nan"))
+
+    def share(region):
+        return (region[rows] & foreground).sum().float() / count if count > 0 else nan
+
+    ious, diffs = [], []
+    main_vote = (main_logits > 0)[rows]
+    prob = torch.sigmoid(main_logits.float())[rows]
+    for aux_logits in aux_logits_list:
+        aux_vote = (aux_logits > 0)[rows]
+        union = (main_vote | aux_vote).sum()
+        ious.append((main_vote & aux_vote).sum().float() / union if union > 0 else torch.tensor(1.0))
+        diffs.append((prob - torch.sigmoid(aux_logits.float())[rows]).abs().mean())
+    return {"fg_in_reliable": share(reliable).detach().cpu(), "fg_in_uncertain": share(uncertain).detach().cpu(),
+            "head_iou": torch.stack(ious).mean().cpu() if ious else nan,
+            "head_prob_diff": torch.stack(diffs).mean().cpu() if diffs else nan}
 
 
 def _mean_consistency(prob, other_logits_list, region, valid) -> torch.Tensor:

@@ -121,6 +121,18 @@ def make_forward(member: Member, batch: dict, config: TrainConfig):
     return forward
 
 
+# PMHM's loss terms and diagnostics in the training log (pmhm_loss.pmhm_mask_loss parts, unweighted); empty
+# columns while PMHM is off or warming up. training/configs/README.md says what each one is.
+PMHM_LOG_COLUMNS = ("focal", "dice", "tversky", "head_consistency", "layer_consistency", "tversky_alpha",
+                    "reliable_fraction", "uncertain_fraction", "fg_in_reliable", "fg_in_uncertain", "head_iou",
+                    "head_prob_diff")
+
+
+def pmhm_log_values(parts: dict) -> list:
+    values = [parts.get("pmhm_" + name) for name in PMHM_LOG_COLUMNS]
+    return ["" if value is None else "%.5g" % value.item() for value in values]
+
+
 def update(member: Member, loss: torch.Tensor, config: TrainConfig) -> None:
     member.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -191,7 +203,8 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
     writer_handle = open(log_file, "a", newline="") if rank == 0 else None
     writer = csv.writer(writer_handle) if writer_handle else None
     if writer and step == 0:
-        writer.writerow(["step", "epoch", "lr", "total", "mask", "positive", "object", "seconds"])
+        writer.writerow(["step", "epoch", "lr", "total", "mask", "positive", "object", "seconds"]
+                        + ["pmhm_" + name for name in PMHM_LOG_COLUMNS])
 
     total_steps = schedule.total_steps
     progress_bar = tqdm(total=total_steps, initial=step, desc="train", disable=rank != 0, dynamic_ncols=True)
@@ -222,7 +235,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
                              "%.5f" % logged["total"].item(), "%.5f" % logged["mask"].item(),
                              "%.5f" % logged["positive"].item(),
                              "%.5f" % logged["object"].item() if "object" in logged else "",  # off: empty
-                             "%.1f" % (time.monotonic() - started)])
+                             "%.1f" % (time.monotonic() - started)] + pmhm_log_values(logged))
             writer_handle.flush()
         if rank == 0 and (step % config.checkpoint_every == 0 or schedule.ends_epoch(step) or step == total_steps):
             ckpt.save_training_state(ckpt.latest_path(out_dir), members, step, to_dict(config), strategy.state_dict())
