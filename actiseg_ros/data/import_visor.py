@@ -425,7 +425,8 @@ def main(args) -> int:
     def terminate(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    # SIGINT explicitly too: a shell starts background jobs with SIGINT ignored, and Python then leaves it so
+    previous = {signum: signal.signal(signum, terminate) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         import_visor(args.visor, args.annotations, args.out, splits, args.jobs,
                      on_split_done=lambda r: print("finished for %s set. %d actions, %d sparse frames"
@@ -436,5 +437,6 @@ def main(args) -> int:
         print("actiseg import visor: interrupted; nothing was written to %s" % args.out, file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
