@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -394,3 +395,42 @@ def test_command_line_error_and_existing_split(imported, tmp_path):
             for tree in ("Annotations_Sparse", "Weights_Sparse"):
                 assert np.array_equal(read_png(tmp_path / "out", tree, "train", seq, frame),
                                       read_png(out, tree, "train", seq, frame))
+
+
+# --- val_human / val_novel --------------------------------------------------------------------------------
+
+def place_subset(out, tmp_path, split, entries):
+    root = tmp_path / "root"
+    shutil.copytree(out, root)
+    (root / "ImageSets" / ("%s.json" % split)).write_text(json.dumps(entries), encoding="utf-8")
+    return root
+
+
+def test_val_human_placed_next_to_an_imported_val_is_read(imported, tmp_path):
+    """The official files are val.json entries plus redundant/missing/other: placed in ROOT/ImageSets they
+    read as segments of the val folders."""
+    out, _, _ = imported
+    entry = dict(image_set(out, "val")[0], redundant=False, missing=False, other=True)
+    root = place_subset(out, tmp_path, "val_human", [entry])
+    segments = actionvos.read_split(root, "val_human").segments
+    assert [s.name for s in segments] == ["00000001_P02_09_wash_bowl"] and not segments[0].evaluable
+
+
+@pytest.mark.parametrize("split", ["val_human", "val_novel"])
+def test_subset_ids_that_val_lacks_are_one_error_naming_them(imported, tmp_path, split):
+    out, _, _ = imported
+    good = dict(image_set(out, "val")[0], redundant=False, missing=False, other=False)
+    missing = [dict(good, seq_id=7), dict(good, seq_id=12, video="P01_107", verb="put-into", noun="bag:cereal")]
+    renamed = dict(good, verb="rinse")  # seq_id 1 exists in val.json as another sequence: numbered differently
+    root = place_subset(out, tmp_path, split, [good] + missing + [renamed])
+    with pytest.raises(actionvos.DatasetError) as err:
+        actionvos.read_split(root, split, check_files=False)
+    message = str(err.value)
+    assert "%s.json names 3 sequence(s) this data set does not hold as numbered" % split in message
+    assert "seq_id 7 (00000007_P02_09_wash_bowl) is not in" in message
+    assert "seq_id 12 (00000012_P01_107_put-into_bag:cereal) is not in" in message
+    assert "seq_id 1 is 00000001_P02_09_rinse_bowl in %s.json but 00000001_P02_09_wash_bowl in val.json" % split \
+        in message
+    read = actionvos.read_split(root, split, skip_bad=True)
+    assert [s.seq_id for s in read.segments] == [1] and len(read.skipped) == 3
+    assert "seq_id 7 (00000007_P02_09_wash_bowl) is not in" in read.skipped[0].reason

@@ -296,16 +296,65 @@ def check_segment_files(root, split: str, segment: Segment, need_masks: bool = T
                 annotation_path(root, split, segment.name, frame), unknown, segment.name))
 
 
+def _folder_name(entry) -> str | None:
+    try:
+        return "%08d_%s_%s_%s" % (int(entry["seq_id"]), entry["video"], entry["verb"], entry["noun"])
+    except (TypeError, ValueError, KeyError):
+        return None  # a malformed entry: Segment.from_json names what is wrong with it
+
+
+def check_subset_ids(root, split: str, entries: list) -> dict:
+    """val_human / val_novel address sequences of the val split by seq_id (their folders are val's): every
+    sequence they name must be in ROOT's val folders (frames or masks: scoring needs the masks only) and, where
+    val.json lists the same seq_id, be the same sequence there. Returns {entry index: reason} of the entries
+    that fail (an empty dict when all are fine)."""
+    path = image_set_path(root, split)
+    val_path = image_set_path(root, "val")
+    val_names = {}
+    if val_path.is_file():
+        for entry in parse_image_set(read_json(val_path), val_path):
+            name = _folder_name(entry) if isinstance(entry, dict) else None
+            if name is not None:
+                val_names[int(entry["seq_id"])] = name
+    bad = {}
+    for index, entry in enumerate(entries):
+        name = _folder_name(entry) if isinstance(entry, dict) else None
+        if name is None:
+            continue
+        seq_id = int(entry["seq_id"])
+        if seq_id in val_names and val_names[seq_id] != name:
+            bad[index] = "seq_id %d is %s in %s but %s in %s" % (seq_id, name, path.name, val_names[seq_id],
+                                                                 val_path.name)
+        elif not any((Path(root) / tree / split_folder(split) / name).is_dir() for tree in (IMAGES, ANNOTATIONS)):
+            bad[index] = "seq_id %d (%s) is not in %s nor %s" % (
+                seq_id, name, Path(root) / IMAGES / split_folder(split), Path(root) / ANNOTATIONS / split_folder(split))
+    return bad
+
+
+SUBSET_SPLITS = ("val_human", "val_novel")  # ActionVOS's relabelled subsets of val, addressed by val's seq_ids
+
+
 def read_split(root, split: str, skip_bad: bool = False, check_files: bool = True,
                need_masks: bool = True) -> SplitData:
     """All segments of one split, validated; bad ones raise DatasetError, or are skipped and reported."""
     path = image_set_path(root, split)
     entries = parse_image_set(read_json(path), path)
     result = SplitData(segments=[])
+    subset_problems = check_subset_ids(root, split, entries) if split in SUBSET_SPLITS else {}
+    if subset_problems and not skip_bad:
+        reasons = [subset_problems[i] for i in sorted(subset_problems)]
+        raise DatasetError("%s names %d sequence(s) this data set does not hold as numbered: %s%s. These files "
+                           "refer to the official val numbering: import val with `actiseg import visor` (the whole "
+                           "VISOR val split) into this root before placing them in %s"
+                           % (path, len(reasons), "; ".join(reasons[:10]),
+                              " (and %d more)" % (len(reasons) - 10) if len(reasons) > 10 else "",
+                              Path(root) / IMAGE_SETS))
     seen = set()
     for index, entry in enumerate(entries):
         source = "%s[%d]" % (path, index)
         try:
+            if index in subset_problems:
+                raise DatasetError("%s: %s" % (source, subset_problems[index]))
             segment = Segment.from_json(entry, source)
             if segment.name in seen:
                 raise DatasetError("%s: duplicate segment %s" % (source, segment.name))
