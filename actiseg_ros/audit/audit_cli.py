@@ -109,7 +109,7 @@ def audit_segment(predictor, data: Path, split: str, segment, problems: Problems
         radius = measure.band_radius(*labels.shape)
         for object_measure in measure.measure_frame(labels, ids, maps, positives, radius):
             obj = segment.objects[object_measure.object_id]
-            records.append(scoring.mask_record(segment.name, frame, obj.name, object_measure))
+            records.append(scoring.mask_record(segment.name, frame, obj.name, obj.positive, object_measure))
             per_object[object_measure.object_id][0].append(object_measure)
             per_object[object_measure.object_id][1].append(frame)
         frames_done += 1

@@ -81,14 +81,15 @@ def expression_records(segment: str, object_id: int, name: str, label_positive: 
                     details)]
 
 
-def mask_record(segment: str, frame: str, name: str, measure) -> dict:
+def mask_record(segment: str, frame: str, name: str, label_positive: int, measure) -> dict:
     core = _nan_to(measure.core, measure.inside)
     band = _nan_to(measure.band, core)
     score = mask_score(measure.inside, measure.core, measure.band)
     reason = "mean model probability %.2f in the mask's edge band against %.2f in its core" % (band, core)
     if score > 0.5:
         reason += ": the mask reaches past the object the model sees"
-    details = {"name": name, "area": measure.area, "inside": round(measure.inside, 4), "core": round(core, 4),
+    details = {"name": name, "label_positive": int(label_positive), "area": measure.area,
+               "inside": round(measure.inside, 4), "core": round(core, 4),
                "band": round(band, 4), "frame_shown": frame}
     return _record(segment, measure.object_id, frame, "mask", score, reason, details)
 
