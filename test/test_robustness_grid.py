@@ -127,3 +127,81 @@ def test_fingerprint_follows_what_determines_the_numbers(tmp_path):
     assert changed.fingerprint(cell) != grid.fingerprint(cell)
     # where the data lives is not part of it
     assert grid.train_config(cell, "/a").data_root == "/a"
+
+
+def test_standard_grid_cells_recipe_and_seeds():
+    grid = load_grid(GRIDS / "standard.yaml")
+    assert {m.name for m in grid.methods} == {"baseline", "pmhm"} | STRATEGIES
+    assert {n.name: (n.kind, n.text_flip, n.noun_sub, n.mask_dilate) for n in grid.noise} == {
+        "clean": ("clean", 0.0, 0.0, None), "flip40": ("flip", 0.4, 0.0, None),
+        "sub80": ("substitution", 0.0, 0.8, None), "dilate21": ("dilation", 0.0, 0.0, 21),
+        "mixed": ("mixed", 0.4, 0.0, 21)}
+    cells = grid.cells()
+    assert len(cells) == 8 * 5 + 2 * 5  # a second seed for baseline and PMHM
+    assert {c.seed for c in cells if c.method in ("baseline", "pmhm")} == {0, 1}
+    assert {c.seed for c in cells if c.method in STRATEGIES} == {0}
+    assert cells.index(Cell("npn", "mixed", 0)) < cells.index(Cell("baseline", "clean", 1))  # seed-major
+    assert grid.data.preset == "default" and grid.data.seed == 1  # not the init model's data (synth seed 0)
+    assert grid.feature_cache and grid.eval_split == "val_human"
+    shipped = Path(__file__).resolve().parents[1] / "models" / "default" / "actiseg_default.pt"
+    for method in grid.methods:
+        config = grid.train_config(Cell(method.name, "clean", 0), "/data")
+        assert config.init_from == "models/default/actiseg_default.pt" and shipped.is_file()
+        assert not config.model.backbone_trainable and config.jitter == 0.0 and config.threads == 1
+        assert config.model.aux_heads == 1  # the init model's architecture for every method
+        assert config.loss.pmhm == (method.name == "pmhm") and config.loss.pmhm_warmup_epochs == 0
+        assert config.loss.strategy == (method.name if method.name in STRATEGIES else "none")
+        assert config.val_split == "val" and config.loss.object_mask == 0.0
+        assert (config.epochs, config.lr_drop_epochs, config.batch_size, config.frames_per_clip) == (6, [3, 5], 4, 1)
+    assert grid.parse_cell("pmhm:dilate21:1") == Cell("pmhm", "dilate21", 1)
+    assert len(load_grid(GRIDS / "standard.yaml", seeds=3).cells()) == 8 * 5 * 3  # --seeds wins over methods'
+
+
+def test_standard_grid_cost_estimate():
+    from actiseg_ros.training.robustness_grid import cell_steps, estimate_cost, format_estimate
+
+    grid = load_grid(GRIDS / "standard.yaml")
+    cost = dict(grid.cost)
+    per_step = dict(cost["seconds_per_step"])
+    estimate = estimate_cost(grid, grid.cells(), 360)
+    rows = {cell: (steps, seconds) for cell, steps, seconds in estimate["cells"]}
+    assert rows[Cell("baseline", "clean", 0)][0] == 6 * 90
+    assert rows[Cell("baseline", "clean", 0)][1] == pytest.approx(
+        540 * per_step.get("baseline", per_step["default"]) + cost["cell_overhead_seconds"])
+    # co-teaching: groups of 128, 126 clips; keep 0.95 - 0.1 (epoch - 1) / 6 of each, 4 clips a step
+    steps, members = cell_steps(grid.train_config(Cell("coteaching", "clean", 0), "/d"), 360)
+    assert members == 2 and rows[Cell("coteaching", "clean", 0)][0] == steps < 540
+    assert estimate["total_seconds"] == pytest.approx(sum(s for _, s in rows.values()))
+    text = format_estimate(estimate, jobs=2)
+    assert "50 cells" in text and "total %.0f s" % estimate["total_seconds"] in text and "--jobs 2" in text
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("cost: {seconds_per_step: {gce: 1.0}}\n", "needs a `default` entry"),
+    ("cost: {seconds_per_step: {default: -1}}\n", "seconds >= 0"),
+    ("cost: {per_cell: 3}\n", "unknown key(s) ['per_cell']"),
+    ("feature_cache: yes please\n", "feature_cache must be true or false"),
+    ("feature_cache: true\n", "method baseline: invalid training config"),  # tiny: jitter and a trained backbone
+])
+def test_bad_cost_and_cache_sections(tmp_path, extra, message):
+    path = write_grid(tmp_path, MINIMAL + extra)
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_method_seed_counts(tmp_path):
+    grid = load_grid(write_grid(tmp_path, MINIMAL.replace("baseline: {set:", "baseline: {seeds: 3, set:")
+                                + "  f: {text_flip: 0.2}\nseeds: 1\n"))
+    assert [c.seed for c in grid.cells()] == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(GridError, match="seeds: expected a positive integer"):
+        load_grid(write_grid(tmp_path, MINIMAL.replace("baseline: {set:", "baseline: {seeds: 0, set:")))
+
+
+def test_the_cache_location_is_not_part_of_the_fingerprint(tmp_path):
+    import dataclasses
+
+    grid = load_grid(GRIDS / "standard.yaml")
+    cell = Cell("pmhm", "dilate21", 0)
+    assert "feature_cache" not in grid.to_json()["set"]
+    assert dataclasses.replace(grid, feature_cache=False).fingerprint(cell) == grid.fingerprint(cell)

@@ -1,7 +1,7 @@
 """`actiseg robustness`: the ActiSeg-NL robustness benchmark (spec sections 4-6).
 
-    actiseg robustness --grid quick|full|GRID.yaml --out DIR [--seeds N] [--jobs 1] [--only METHOD:NOISE:SEED]
-                       [--keep-models] [--report-only]
+    actiseg robustness --grid quick|standard|full|GRID.yaml --out DIR [--seeds N] [--jobs 1] [--nice N]
+                       [--only METHOD:NOISE:SEED] [--keep-models] [--report-only] [--estimate-only]
 
 Runs every cell {method} x {noise setting} x {seed} of a grid (training/configs/grids/*.yaml, see
 robustness_grid.py): the clean synthetic set is generated once into DIR/data/clean; the noisy training
@@ -18,6 +18,11 @@ Outputs in DIR: cells.csv, cells.json (every cell: six metrics, wall time), summ
 (mean and std over seeds per method x noise), degradation.png and tradeoff.png, log.jsonl (one event per
 line: run, data, cell start / skip / done / failed).
 
+Cost: a grid with a `cost` section (measured seconds per step and per-cell overhead) prints its cost before
+anything runs (cells x seconds per cell, per method and in total) and logs it; --estimate-only stops there.
+With `feature_cache: true` the cells share DIR/feature_cache (the frozen backbone's features and the prompt
+banks, training/feature_cache.py): the first cells of each data set fill it, later ones read it.
+
 --only METHOD:NOISE:SEED runs that one cell (into another DIR, with its own data): on CPU it reproduces
 the grid's numbers for that cell exactly.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -33,8 +39,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .robustness_cell import (prepare_clean_data, prepare_noisy_data, read_result, run_cell_task)
-from .robustness_grid import Grid, GridError, load_grid
+from .robustness_cell import (prepare_clean_data, prepare_noisy_data, read_result, run_cell_task,
+                              train_segment_count)
+from .robustness_grid import Grid, GridError, estimate_cost, format_estimate, load_grid
 from .robustness_report import write_outputs
 
 LOG = "log.jsonl"
@@ -42,7 +49,8 @@ LOG = "log.jsonl"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", required=True,
-                        help="'quick' (about 60 min on a 2-core CPU with --jobs 1), 'full' (GPU) or a grid YAML file")
+                        help="'quick' (about 60 min on a 2-core CPU with --jobs 1), 'standard' (about 10 h on a "
+                             "2-core CPU, see its printed estimate), 'full' (GPU) or a grid YAML file")
     parser.add_argument("--out", required=True, type=Path, help="output folder (also holds data, runs, cells)")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the grid's)")
     parser.add_argument("--jobs", type=int, default=1,
@@ -52,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-models", action="store_true", help="keep each cell's model.pt (disk: ~15 MB a cell)")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the tables and plots from the finished cells without running anything")
+    parser.add_argument("--estimate-only", action="store_true",
+                        help="print the grid's cost estimate (cells x measured seconds per cell) and stop")
+    parser.add_argument("--nice", type=int, default=0, metavar="N",
+                        help="lower this process's priority by N (os.nice) before anything runs; the cells' worker "
+                             "processes inherit it (default 0)")
 
 
 class EventLog:
@@ -149,6 +162,22 @@ def main(args) -> int:
         cells = [grid.parse_cell(args.only)] if args.only else grid.cells()
         if args.jobs < 1:
             raise GridError("--jobs must be >= 1, got %d" % args.jobs)
+        if args.nice < 0:
+            raise GridError("--nice must be >= 0, got %d" % args.nice)
+        if args.nice:
+            os.nice(args.nice)
+        if not args.report_only:
+            pending = [c for c in cells if c not in finished_records(grid, cells, args.out)]
+            estimate = estimate_cost(grid, pending, train_segment_count(grid, args.out / "data"))
+            print("%d of %d cells to run. %s" % (len(pending), len(cells), format_estimate(estimate, args.jobs)),
+                  flush=True)
+            if estimate and not args.estimate_only:
+                log = EventLog(args.out / LOG)
+                log("estimate", cells=len(pending), seconds=round(estimate["total_seconds"]), jobs=args.jobs,
+                    measured=estimate["measured"])
+                log.close()
+            if args.estimate_only:
+                return 0
         if args.report_only:
             done = finished_records(grid, cells, args.out)
             failed = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from .robustness_grid import METRICS, Cell, Grid, GridError
 
 DATA_INFO = "robustness_data.json"
 CLEAN = "clean"
+FEATURE_CACHE = "feature_cache"
 
 
 def write_json_atomic(path, document) -> None:
@@ -72,6 +74,16 @@ def prepare_clean_data(grid: Grid, data_dir) -> Path:
                                                 **grid.data.to_json()})
     os.replace(tmp, root)
     return root
+
+
+def train_segment_count(grid: Grid, data_dir) -> int:
+    """Training segments of the grid's data: read from DATA_DIR/clean if it is there, else from the synth plan
+    (no rendering). Noise never changes the count."""
+    split = grid.train_config(grid.cells()[0], "<data>").train_split
+    index = Path(data_dir) / CLEAN / "ImageSets" / (split + ".json")
+    if index.is_file():
+        return len(json.loads(index.read_text(encoding="utf-8")))
+    return dataset_stats(plan_dataset(grid.data.preset_object(), grid.data.seed))[split]["segments"]
 
 
 def noisy_data_path(data_dir, noise: str, seed: int) -> Path:
@@ -154,6 +166,8 @@ def run_cell(grid: Grid, cell: Cell, train_root: Path, clean_root: Path, out_dir
         run_dir.mkdir(parents=True)
     marker.write_text(fingerprint + "\n")
     config = grid.train_config(cell, train_root)
+    if grid.feature_cache:  # shared by every cell and job of this output folder (feature_cache.py)
+        config = dataclasses.replace(config, feature_cache=str(Path(out_dir).resolve() / FEATURE_CACHE))
     started = time.monotonic()
     resumed_from = [0]
 

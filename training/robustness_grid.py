@@ -13,10 +13,15 @@ A grid file has these keys (unknown keys are errors naming the file):
     set: {val_split: val}        # overrides applied to every method
     seeds: 2                     # seeds 0 .. N-1 (noise draw and training seed of a cell)
     eval_split: val_human        # scored on the CLEAN data set
-    methods:                     # name -> extra configs (overlays) and overrides
-      baseline: {}
+    feature_cache: true          # cells share OUT/feature_cache (frozen backbone, no jitter: feature_cache.py)
+    cost:                        # measured on the target machine; printed as the grid's cost before it runs
+      seconds_per_step: {default: 0.7, coteaching: 1.5}   # per optimiser step, by method name
+      cell_overhead_seconds: 90  # set-up + `actiseg infer` + `actiseg eval` of one cell
+      measured: "where and when" # free text, printed with the estimate
+    methods:                     # name -> extra configs (overlays), overrides and own seed count
+      baseline: {seeds: 2}
       pmhm: {set: {loss.pmhm: true, model.aux_heads: 1}}
-      gce: {configs: [strategies/gce]}
+      gce: {configs: [strategies/gce], seeds: 1}
     noise:                       # name -> `actiseg corrupt` arguments (text_flip, noun_sub, mask_dilate)
       clean: {}
       flip40: {text_flip: 0.4}
@@ -39,7 +44,7 @@ import yaml
 
 from actiseg_ros.data.synth import PRESETS, Preset
 
-from .config import TrainConfig, configs_dir, find_config, load_config, to_dict
+from .config import TrainConfig, configs_dir, find_config, load_config, to_dict, validate
 
 METRICS = ("p_mIoU", "n_mIoU", "p_cIoU", "n_cIoU", "gIoU", "acc")  # as in `actiseg eval --json`
 METRIC_LABELS = {"p_mIoU": "p-mIoU", "n_mIoU": "n-mIoU", "p_cIoU": "p-cIoU", "n_cIoU": "n-cIoU", "gIoU": "gIoU",
@@ -49,7 +54,8 @@ NOISE_KINDS = ("clean", "flip", "substitution", "dilation", "mixed")
 LEVEL_LABELS = {"flip": "category flip rate (%)", "substitution": "within-category substitution rate (%)",
                 "dilation": "dilation kernel at 854x480 (px)", "mixed": "mixed severity (see grid file)"}
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")  # method / noise names: file names, no ':' (see --only)
-GRID_KEYS = ("description", "data", "recipe", "set", "seeds", "eval_split", "methods", "noise")
+GRID_KEYS = ("description", "data", "recipe", "set", "seeds", "eval_split", "feature_cache", "cost", "methods",
+             "noise")
 FINGERPRINT_VERSION = 1
 
 
@@ -98,6 +104,7 @@ class Method:
     name: str
     configs: tuple  # overlay config paths, merged after the grid's recipe
     overrides: tuple  # ((dotted key, value), ...)
+    seeds: int = 0  # this method's seed count (0: the grid's)
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,8 @@ class Grid:
     eval_split: str
     methods: tuple  # Method, in file order
     noise: tuple  # NoiseSetting, in file order
+    feature_cache: bool = False  # cells share OUT/feature_cache
+    cost: tuple = ()  # ((key, value), ...) of the file's `cost` mapping (estimate_cost)
 
     def method(self, name: str) -> Method:
         return {m.name: m for m in self.methods}[name]
@@ -130,9 +139,15 @@ class Grid:
     def noise_setting(self, name: str) -> NoiseSetting:
         return {n.name: n for n in self.noise}[name]
 
+    def method_seeds(self, method: Method) -> tuple:
+        return tuple(range(method.seeds)) if method.seeds else self.seeds
+
     def cells(self) -> list:
-        """Every cell, seed-major then noise then method: an interrupted grid has whole seeds done first."""
-        return [Cell(m.name, n.name, s) for s in self.seeds for n in self.noise for m in self.methods]
+        """Every cell, seed-major then noise then method: an interrupted grid has whole seeds done first.
+        A method with its own `seeds` count has cells for those seeds only."""
+        seeds = sorted({s for m in self.methods for s in self.method_seeds(m)})
+        return [Cell(m.name, n.name, s) for s in seeds for n in self.noise for m in self.methods
+                if s in self.method_seeds(m)]
 
     def parse_cell(self, text: str) -> Cell:
         """'METHOD:NOISE:SEED' -> Cell of this grid (GridError otherwise)."""
@@ -290,16 +305,41 @@ def rank_mixed_levels(settings: list) -> list:
     return [dataclasses.replace(s, level=ranks[s.name]) if s.name in ranks else s for s in settings]
 
 
-def parse_method(name: str, values, where: str) -> Method:
+def parse_method(name: str, values, where: str, seeds_override: int | None = None) -> Method:
     _check_name(name, where)
     here = "%s.%s" % (where, name)
     values = dict(_mapping(values, here))
-    unknown = sorted(set(values) - {"configs", "set"})
+    unknown = sorted(set(values) - {"configs", "set", "seeds"})
     if unknown:
-        raise GridError("%s: unknown key(s) %s; allowed: configs, set" % (here, unknown))
+        raise GridError("%s: unknown key(s) %s; allowed: configs, set, seeds" % (here, unknown))
     configs = tuple(resolve_config(c, "%s.configs" % here) for c in _names(values.get("configs"), "%s.configs" % here))
     overrides = tuple(_mapping(values.get("set"), "%s.set" % here).items())
-    return Method(name, configs, overrides)
+    seeds = values.get("seeds", 0)
+    if "seeds" in values and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise GridError("%s.seeds: expected a positive integer, got %r" % (here, seeds))
+    return Method(name, configs, overrides, 0 if seeds_override is not None else seeds)
+
+
+COST_KEYS = ("seconds_per_step", "cell_overhead_seconds", "measured")
+
+
+def parse_cost(values, where: str) -> tuple:
+    values = dict(_mapping(values, where))
+    unknown = sorted(set(values) - set(COST_KEYS))
+    if unknown:
+        raise GridError("%s: unknown key(s) %s; allowed: %s" % (where, unknown, list(COST_KEYS)))
+    if not values:
+        return ()
+    per_step = _mapping(values.get("seconds_per_step"), "%s.seconds_per_step" % where)
+    if "default" not in per_step:
+        raise GridError("%s.seconds_per_step: needs a `default` entry (seconds per step of a method without its "
+                        "own)" % where)
+    for key, value in list(per_step.items()) + [("cell_overhead_seconds", values.get("cell_overhead_seconds", 0))]:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise GridError("%s: %s must be a number of seconds >= 0, got %r" % (where, key, value))
+    return (("seconds_per_step", tuple(sorted(per_step.items()))),
+            ("cell_overhead_seconds", float(values.get("cell_overhead_seconds", 0))),
+            ("measured", str(values.get("measured", ""))))
 
 
 def load_grid(name, seeds: int | None = None) -> Grid:
@@ -323,18 +363,83 @@ def load_grid(name, seeds: int | None = None) -> Grid:
         raise GridError("%s: seeds must be a positive integer, got %r" % (where if seeds is None else "--seeds", count))
     noise = rank_mixed_levels([parse_noise(n, v, "%s: noise" % where)
                                for n, v in _mapping(document["noise"], "%s: noise" % where).items()])
+    feature_cache = document.get("feature_cache", False)
+    if not isinstance(feature_cache, bool):
+        raise GridError("%s: feature_cache must be true or false, got %r" % (where, feature_cache))
     grid = Grid(
         name=path.stem, source=str(path), description=str(document.get("description", "")).strip(),
         data=parse_data(document["data"], "%s: data" % where),
         recipe=tuple(resolve_config(c, "%s: recipe" % where) for c in _names(document["recipe"], "%s: recipe" % where)),
         overrides=tuple(_mapping(document.get("set"), "%s: set" % where).items()),
         seeds=tuple(range(count)), eval_split=str(document.get("eval_split", "val_human")),
-        methods=tuple(parse_method(n, v, "%s: methods" % where)
+        methods=tuple(parse_method(n, v, "%s: methods" % where, seeds)
                       for n, v in _mapping(document["methods"], "%s: methods" % where).items()),
-        noise=tuple(noise))
+        noise=tuple(noise), feature_cache=feature_cache, cost=parse_cost(document.get("cost"), "%s: cost" % where))
     for method in grid.methods:
         try:
-            grid.train_config(Cell(method.name, grid.noise[0].name, 0), "<data>")
+            config = grid.train_config(Cell(method.name, grid.noise[0].name, 0), "<data>")
+            if grid.feature_cache:
+                validate(dataclasses.replace(config, feature_cache="<out>/feature_cache"))
         except (ValueError, OSError) as err:
             raise GridError("%s: method %s: invalid training config: %s" % (where, method.name, err)) from None
     return grid
+
+
+# --- cost estimate -------------------------------------------------------------------------------------------
+
+def cell_steps(config: TrainConfig, train_segments: int) -> tuple:
+    """(optimiser steps, models trained) of a cell with `train_segments` training clips, as train.py schedules
+    them: clips // batch_size a step per epoch, or co-teaching's shrinking selection (strategies.CoTeaching)."""
+    from .lnl import coteaching_keep_rate
+    from .schedule import EpochSchedule
+    from .strategies import group_sizes, kept_count
+
+    batch = config.batch_size
+    if config.loss.strategy == "coteaching":
+        params = config.loss.coteaching
+        per_epoch = [sum(-(-kept_count(m, coteaching_keep_rate(e + 1, params.keep_start, params.keep_drop,
+                                                                   params.ramp_epochs)) // batch)
+                         for m in group_sizes(train_segments, params.group_size)) for e in range(config.epochs)]
+        members = 2
+    else:
+        per_epoch = [train_segments // batch] * config.epochs
+        members = 1
+    if min(per_epoch) < 1:
+        raise GridError("batch_size %d is larger than the %d training segments" % (batch, train_segments))
+    return EpochSchedule(per_epoch, config.max_steps).total_steps, members
+
+
+def estimate_cost(grid: Grid, cells: list, train_segments: int) -> dict:
+    """Seconds of each cell from the grid's measured `cost`: steps x the method's seconds per step (co-teaching's
+    figure covers both models and its ranking passes) + the per-cell overhead (set-up, infer, eval).
+    -> {"cells": [(cell, steps, seconds)], "total_seconds", "measured"}; empty if the grid has no `cost`."""
+    if not grid.cost:
+        return {}
+    cost = dict(grid.cost)
+    per_step = dict(cost["seconds_per_step"])
+    rows = []
+    for cell in cells:
+        steps, _ = cell_steps(grid.train_config(cell, "<data>"), train_segments)
+        seconds = steps * per_step.get(cell.method, per_step["default"]) + cost["cell_overhead_seconds"]
+        rows.append((cell, steps, seconds))
+    return {"cells": rows, "total_seconds": sum(r[2] for r in rows), "measured": cost["measured"]}
+
+
+def format_estimate(estimate: dict, jobs: int) -> str:
+    """The estimate as text: per method (cells, steps and seconds per cell), the total, and the measurement."""
+    if not estimate:
+        return "no cost estimate (the grid file has no `cost` section)"
+    by_method = {}
+    for cell, steps, seconds in estimate["cells"]:
+        entry = by_method.setdefault(cell.method, [0, steps, seconds])
+        entry[0] += 1
+    lines = ["cost estimate (%d cells; measured: %s):" % (len(estimate["cells"]), estimate["measured"] or "-")]
+    for method, (count, steps, seconds) in by_method.items():
+        lines.append("  %-11s %3d cells x %6.0f s (%d steps) = %5.2f h" % (method, count, seconds, steps,
+                                                                         count * seconds / 3600))
+    total = estimate["total_seconds"]
+    lines.append("  total %.0f s = %.2f h of one job" % (total, total / 3600))
+    if jobs > 1:
+        lines.append("  with --jobs %d: about %.2f h of wall time if %d cores are free (one torch thread per job; "
+                     "the per-step figures were measured one job at a time)" % (jobs, total / 3600 / jobs, jobs))
+    return "\n".join(lines)
