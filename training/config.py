@@ -18,6 +18,7 @@ from .modeling.actiseg_model import ModelConfig
 STRATEGIES = ("none", "sce", "gce", "apl", "coteaching", "elr", "npn")
 # Strategies that replace the focal mask term, which PMHM replaces too: the two cannot be combined.
 REPLACE_FOCAL = ("apl", "npn")
+PRECISIONS = ("fp32", "bf16", "fp16")
 # Strategies that keep per-clip state (or a second model) in one process: no DDP.
 SINGLE_PROCESS = ("coteaching", "elr", "npn")
 
@@ -122,6 +123,11 @@ class TrainConfig:
     # also keeps the frozen text encoder's features of each data set's prompts (one file per prompt list).
     # Exact, so it needs model.backbone_trainable: false and jitter: 0. "" = off.
     feature_cache: str = ""
+    # Folder of decoded, letterboxed frames (training/frame_cache.py), filled on first use: JPEG decoding and
+    # resizing happen once per frame instead of every epoch. "" = off.
+    frame_cache: str = ""
+    loader_workers: int = 0  # threads loading the samples of a batch, one step ahead (0 = in the loop)
+    precision: str = "fp32"  # "bf16" or "fp16": autocast mixed precision (fp16 with a gradient scaler, CUDA only)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -216,6 +222,10 @@ def validate(config: TrainConfig) -> None:
     if config.batch_size < 1 or config.frames_per_clip < 1 or config.epochs < 1:
         raise ValueError("batch_size, frames_per_clip and epochs must be >= 1")
     validate_mix_data(config.mix_data)
+    if config.precision not in PRECISIONS:
+        raise ValueError("precision must be one of %s, got %r" % (", ".join(PRECISIONS), config.precision))
+    if config.loader_workers < 0:
+        raise ValueError("loader_workers must be >= 0, got %r" % config.loader_workers)
     if config.feature_cache and (config.model.backbone_trainable or config.jitter > 0):
         raise ValueError("feature_cache stores the frozen backbone's features of each frame as it is: it needs "
                          "model.backbone_trainable: false and jitter: 0 (got backbone_trainable %s, jitter %s)"

@@ -13,6 +13,7 @@ import torch
 from actiseg_ros.data import actionvos
 from actiseg_ros.inference.preprocess import letterbox_image, letterbox_labels, normalize
 
+from .frame_cache import FrameCache
 from .losses import remap_action_weights
 
 @dataclass
@@ -58,13 +59,30 @@ def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: floa
 
 class SegmentClips(torch.utils.data.Dataset):
     def __init__(self, root, split: str, input_hw, frames_per_clip: int = 5, jitter: float = 0.0,
-                 seed: int = 0, skip_bad: bool = False):
+                 seed: int = 0, skip_bad: bool = False, frame_cache: str = ""):
         data = actionvos.read_split(root, split, skip_bad=skip_bad)
         if not data.segments:
             raise actionvos.DatasetError("%s: split %s has no usable segments" % (root, split))
         self.root, self.split, self.segments, self.skipped = root, split, data.segments, data.skipped
         self.input_hw, self.frames_per_clip, self.jitter, self.seed = tuple(input_hw), frames_per_clip, jitter, seed
         self.epoch = 0
+        # Decoded, letterboxed frames on disk (training/frame_cache.py); jitter then goes on after the resize.
+        self.frame_cache = FrameCache(frame_cache, self.input_hw) if frame_cache else None
+
+    def _letterboxed(self, image_file, rng):
+        if self.frame_cache is None:
+            rgb, _ = letterbox_image(photometric_jitter(actionvos.read_image(image_file), rng, self.jitter),
+                                     self.input_hw)
+            return rgb
+
+        def load():
+            image, box = letterbox_image(actionvos.read_image(image_file), self.input_hw)
+            return image, box.content_hw
+
+        (height, width), cached = self.frame_cache.letterboxed(image_file, load)
+        rgb = cached.copy()
+        rgb[:height, :width] = photometric_jitter(rgb[:height, :width], rng, self.jitter)
+        return rgb
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -86,12 +104,11 @@ class SegmentClips(torch.utils.data.Dataset):
         images, targets, weights, objects = [], [], [], []
         image_files = [str(actionvos.image_path(self.root, self.split, segment.name, f)) for f in frames]
         for frame, image_file in zip(frames, image_files):
-            rgb = actionvos.read_image(image_file)
             labels = actionvos.read_label_png(actionvos.annotation_path(self.root, self.split, segment.name, frame))
             weight_file = actionvos.weight_path(self.root, self.split, segment.name, frame)
             # Without a weight map every pixel weighs 1 (plain focal loss), as for data with no hand boxes.
             raw = actionvos.read_label_png(weight_file) if weight_file.is_file() else np.ones_like(labels)
-            rgb, _ = letterbox_image(photometric_jitter(rgb, rng, self.jitter), self.input_hw)
+            rgb = self._letterboxed(image_file, rng)
             labels = letterbox_labels(labels, self.input_hw)
             raw = letterbox_labels(raw, self.input_hw)
             raw[raw == 0] = 1  # letterbox padding is plain background
@@ -143,7 +160,7 @@ def training_clips(config) -> torch.utils.data.Dataset:
     deterministic subset of `segments` segments of its split when given)."""
     def clips(root, split):
         return SegmentClips(root, split, config.model.input_hw, config.frames_per_clip, config.jitter, config.seed,
-                            config.skip_bad)
+                            config.skip_bad, config.frame_cache)
 
     main = clips(config.data_root, config.train_split)
     if not config.mix_data:

@@ -177,6 +177,9 @@ class Grid:
         """Hash of everything that determines a cell's numbers (not where its files live)."""
         config = to_dict(self.train_config(cell, "<train data of this cell>"))
         config.pop("feature_cache")  # where features are cached, not what is trained: results are the same
+        for key, default in (("frame_cache", ""), ("loader_workers", 0), ("precision", "fp32")):
+            if config.get(key) == default:  # keys added later: at their defaults, earlier cells keep their hash
+                config.pop(key)
         document = {"version": FINGERPRINT_VERSION, "data": self.data.to_json(),
                     "noise": self.noise_setting(cell.noise).to_json(), "seed": cell.seed, "train": config,
                     "eval_split": self.eval_split}

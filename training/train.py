@@ -11,9 +11,11 @@ same final weights.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,10 +91,26 @@ def build_member(config: TrainConfig, dataset, device, world: int, milestones: l
     return Member(model, segmenter, bank, optimizer, scheduler)
 
 
-def load_batch(dataset, indices: list, device, cache=None) -> dict:
+def collate_indices(dataset, indices: list, pool=None) -> dict:
+    """The collated clips of `indices` (on the CPU); with a thread pool, its threads load the samples (decoding
+    and resizing release the GIL; each sample's random draws are keyed by its index, so the batch is the same)."""
+    samples = list(pool.map(dataset.__getitem__, indices)) if pool is not None else [dataset[i] for i in indices]
+    return collate_clips(samples)
+
+
+def autocast(config: TrainConfig, device):
+    """Mixed precision for forward and loss (`precision`: bf16 or fp16); fp32 runs as before."""
+    if config.precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def load_batch(dataset, indices: list, device, cache=None, collated: dict | None = None) -> dict:
     """The collated clips on `device`; with a FeatureCache, plus "features": the backbone's maps of the B*T
-    frames (read from the cache, or computed and stored), which the model then uses instead of its backbone."""
-    batch = collate_clips([dataset[i] for i in indices])
+    frames (read from the cache, or computed and stored), which the model then uses instead of its backbone.
+    `collated`: the clips already loaded (by the loader threads, one step ahead)."""
+    batch = collated if collated is not None else collate_clips([dataset[i] for i in indices])
     batch = {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
     if cache is not None:
         batch["features"] = cache.features(batch["image_files"], batch["images"].flatten(0, 1))
@@ -133,13 +151,22 @@ def pmhm_log_values(parts: dict) -> list:
     return ["" if value is None else "%.5g" % value.item() for value in values]
 
 
-def update(member: Member, loss: torch.Tensor, config: TrainConfig) -> None:
+def update(member: Member, loss: torch.Tensor, config: TrainConfig, scaler=None) -> None:
+    """One optimiser step; with fp16's gradient scaler the gradients are unscaled before clipping."""
     member.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(member.optimizer)
     if config.grad_clip:
         parameters = [p for g in member.optimizer.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-    member.optimizer.step()
+    if scaler is None:
+        member.optimizer.step()
+    else:
+        scaler.step(member.optimizer)
+        scaler.update()
     member.scheduler.step()
 
 
@@ -152,6 +179,12 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
     torch.manual_seed(config.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
+    if config.precision == "fp16" and device.type != "cuda":
+        raise TrainSetupError("precision fp16 needs a CUDA device (its gradient scaler is CUDA's); on a CPU use "
+                              "precision bf16 or fp32")
+    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+    pool = ThreadPoolExecutor(config.loader_workers) if config.loader_workers > 0 else None
+    ahead = ThreadPoolExecutor(1) if pool is not None else None  # fills the next step's batch from the pool
 
     dataset = training_clips(config)
     for skipped in dataset.skipped:
@@ -193,7 +226,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
         member = members[member_index]
         batch = load_batch(dataset, indices, device, caches[member_index])
         member.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(config, device):
             outputs = make_forward(member, batch, config)(batch["images"], with_aux=False)
         member.model.train()
         return outputs, batch
@@ -211,6 +244,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
     for member in members:
         member.model.train()
     started = time.monotonic()
+    upcoming = None  # (indices, future) of the next step's batch, being loaded while this step computes
     while step < total_steps:
         epoch, step_in_epoch = schedule.locate(step)
         dataset.set_epoch(epoch)
@@ -222,10 +256,22 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
                 segmenter.aux_heads.reset_from(segmenter.decoder.mask_head)
         logged = None  # the first model's loss parts
         planned = strategy.batches(epoch, step_in_epoch, order, config.batch_size, score)
+        prefetched = upcoming or (None, None)
+        upcoming = None
+        if ahead is not None and strategy.members == 1 and step + 1 < total_steps:
+            next_epoch, next_in_epoch = schedule.locate(step + 1)
+            if next_epoch == epoch:  # same epoch: same order and the same set_epoch() for the samples
+                next_indices = strategy.batches(epoch, next_in_epoch, order, config.batch_size, score)[0]
+                upcoming = (list(next_indices), ahead.submit(collate_indices, dataset, list(next_indices), pool))
         for member, cache, indices in zip(members, caches, planned):
-            batch = load_batch(dataset, indices, device, cache)
-            loss, parts = strategy.loss(make_forward(member, batch, config), batch, context)
-            update(member, loss, config)
+            if prefetched[0] is not None and prefetched[0] == list(indices):
+                collated = prefetched[1].result()
+            else:
+                collated = collate_indices(dataset, list(indices), pool)
+            batch = load_batch(dataset, indices, device, cache, collated)
+            with autocast(config, device):
+                loss, parts = strategy.loss(make_forward(member, batch, config), batch, context)
+            update(member, loss, config, scaler)
             logged = logged or parts
         step += 1
         progress_bar.update(1)
@@ -240,6 +286,9 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
         if rank == 0 and (step % config.checkpoint_every == 0 or schedule.ends_epoch(step) or step == total_steps):
             ckpt.save_training_state(ckpt.latest_path(out_dir), members, step, to_dict(config), strategy.state_dict())
     progress_bar.close()
+    for executor in (ahead, pool):
+        if executor is not None:
+            executor.shutdown(wait=True)
     if writer_handle:
         writer_handle.close()
     final = out_dir / "model.pt"
