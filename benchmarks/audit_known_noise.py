@@ -15,8 +15,9 @@
    records against the flag flips; mask records against the masks the corrupt run dilated (listed in
    `dilated` with pixels added), over all masks and over the masks of non-flipped expressions.
 
-Writes OUT/table.md, OUT/results.json (with the commands run), OUT/report_top.png (the top rows of the HTML
-report as one picture) and prints the table.
+Writes OUT/table.md, OUT/results.json (with the commands run), OUT/report_top.png (the top rows of each kind
+from the HTML report, as one picture) and prints the table. With --report-only it redraws the picture from an
+earlier run's audit.json in --work.
 """
 from __future__ import annotations
 
@@ -151,8 +152,13 @@ def main() -> int:
     parser.add_argument("--segments", type=int, default=None, help="audit only the first N train segments")
     parser.add_argument("--flag-flip", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
-    parser.add_argument("--top", type=int, default=8, help="rows in report_top.png")
+    parser.add_argument("--top", type=int, default=3, help="rows of each kind in report_top.png")
+    parser.add_argument("--report-only", action="store_true", help="only redraw report_top.png from --work")
     args = parser.parse_args()
+    if args.report_only:
+        document = actionvos.read_json(args.work / "audit.json")
+        draw_sheet(document, args)
+        return 0
     commands: list = []
     args.work.mkdir(parents=True, exist_ok=True)
     clean = args.clean or args.work / "clean"
@@ -196,11 +202,18 @@ def main() -> int:
         "%s before, %s after (1/5/15 min).\n\nCommands:\n\n```\n%s\n```\n"
         % (text, speed["frames"], speed["frames_per_second"], speed["cpu"], speed["cpus"],
            speed["load_average_before"], speed["load_average_after"], "\n".join(commands)), encoding="utf-8")
-    sheet = report.report_sheet(report.pictures(document, args.top, args.model or _default_model(), "ort-cpu", 0))
-    report.save_png(args.out / "report_top.png", sheet)
+    draw_sheet(document, args)
     print(text)
     print(json.dumps(speed))
     return 0
+
+
+def draw_sheet(document: dict, args) -> None:
+    # the picture: the top rows of each kind (the overall top is all text flips at score 1)
+    ranked = list(enumerate(document["records"], start=1))
+    shown = [pair for kind in scoring.KINDS for pair in [p for p in ranked if p[1]["kind"] == kind][:args.top]]
+    results = report.pictures(document, [r for _rank, r in shown], args.model or _default_model(), "ort-cpu", 0)
+    report.save_png(args.out / "report_top.png", report.report_sheet(results, [rank for rank, _r in shown]), 128)
 
 
 def _default_model():

@@ -20,7 +20,7 @@ from actiseg_ros.data import actionvos
 
 LABEL_COLOUR = np.array([40, 220, 60], np.float32)  # green: the label under audit
 MODEL_COLOUR = np.array([255, 40, 40], np.float32)  # red: what the model sees under the labelled prompt
-PANEL_TITLES = ("frame", "labelled mask", "model (labelled prompt)")
+ZOOM_MARGIN = 0.25  # the zoom panel shows the labelled object's box grown by this share of its size
 
 
 def tint(rgb: np.ndarray, weight: np.ndarray, colour: np.ndarray) -> np.ndarray:
@@ -36,8 +36,29 @@ def outline(rgb: np.ndarray, mask: np.ndarray, colour) -> np.ndarray:
     return out
 
 
+def zoom(rgb: np.ndarray, mask: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The labelled object's surroundings enlarged to the frame's height, with the label's outline (green) and
+    the model's (red, half its peak): a boundary a few pixels off is visible here, not in the whole frame."""
+    height, width = mask.shape
+    if not mask.any():
+        return np.full((height, height, 3), 255, np.uint8)
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    side = int(max(w, h) * (1 + 2 * ZOOM_MARGIN)) + 8
+    x0 = int(np.clip(x + w // 2 - side // 2, 0, max(0, width - side)))
+    y0 = int(np.clip(y + h // 2 - side // 2, 0, max(0, height - side)))
+    window = (slice(y0, y0 + side), slice(x0, x0 + side))
+    crop = rgb[window]
+    scale = height / float(crop.shape[0])
+    size = (max(1, int(round(crop.shape[1] * scale))), height)
+    big = cv2.resize(crop, size, interpolation=cv2.INTER_NEAREST)
+    big_mask = cv2.resize(mask[window].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    big_seen = cv2.resize(seen[window].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    return outline(outline(big, big_seen, MODEL_COLOUR), big_mask, LABEL_COLOUR)
+
+
 def panels(rgb: np.ndarray, labels: np.ndarray, object_map: np.ndarray, object_id: int) -> np.ndarray:
-    """Frame | labelled mask (green, outlined) | model map (red, scaled to its own peak; outline at half of it)."""
+    """Frame | labelled mask (green, outlined) | model map (red, scaled to its own peak; outline at half of it)
+    | zoom on the labelled object (both outlines)."""
     mask = labels == object_id
     labelled = outline(tint(rgb, mask.astype(np.float32), LABEL_COLOUR), mask, LABEL_COLOUR)
     peak = float(object_map.max())
@@ -45,7 +66,7 @@ def panels(rgb: np.ndarray, labels: np.ndarray, object_map: np.ndarray, object_i
     seen = outline(tint(rgb, scaled, MODEL_COLOUR), scaled > 0.5, MODEL_COLOUR)
     seen = outline(seen, mask, (255, 255, 255))  # the label's edge on the model's map, to compare
     gap = np.full((rgb.shape[0], 4, 3), 255, np.uint8)
-    return np.concatenate([rgb, gap, labelled, gap, seen], axis=1)
+    return np.concatenate([rgb, gap, labelled, gap, seen, gap, zoom(rgb, mask, scaled > 0.5)], axis=1)
 
 
 def record_picture(predictor, data: Path, split: str, segment, record: dict) -> np.ndarray:
@@ -57,14 +78,18 @@ def record_picture(predictor, data: Path, split: str, segment, record: dict) -> 
     return panels(rgb, labels, maps[ids.index(record["object_id"])], record["object_id"])
 
 
-def save_png(path, rgb: np.ndarray) -> None:
-    Image.fromarray(rgb).save(path, optimize=False)
+def save_png(path, rgb: np.ndarray, colours: int | None = None) -> None:
+    """colours: quantise to a palette of this many colours (a picture for docs: a third of the bytes)."""
+    image = Image.fromarray(rgb)
+    if colours:
+        image = image.quantize(colours, method=Image.Quantize.MEDIANCUT)
+    image.save(path, optimize=False)
 
 
-def pictures(document: dict, top: int, model, backend: str, threads: int) -> list:
-    """[(record, picture or None, error or None)] for the top records, grouped by segment for the prompts."""
+def pictures(document: dict, records: list, model, backend: str, threads: int) -> list:
+    """[(record, picture or None, error or None)] for the given records of the document (the model runs once
+    per record, in segment order so that each segment's prompts are encoded once)."""
     data, split = Path(document["data"]), document["split"]
-    records = document["records"][:top]
     segments = {s.name: s for s in actionvos.read_split(data, split, skip_bad=True, check_files=False).segments}
     needed = [segments[r["segment"]] for r in records if r["segment"] in segments]
     predictor = audit_cli.open_predictor(model, backend, threads, max((len(s.objects) for s in needed), default=1))
@@ -111,7 +136,8 @@ def write_report(document: dict, path, top: int, model, backend: str = "ort-cpu"
         shutil.rmtree(staging)
     staging.mkdir()
     rows = []
-    for rank, (record, picture, error) in enumerate(pictures(document, top, model, backend, threads), start=1):
+    results = pictures(document, document["records"][:top], model, backend, threads)
+    for rank, (record, picture, error) in enumerate(results, start=1):
         image_name = None
         if picture is not None:
             image_name = "%s/%03d_%s.png" % (files.name, rank, record["kind"])
@@ -126,7 +152,8 @@ img{max-width:100%%}</style></head><body>
 <h1>actiseg audit: %(split)s of %(data)s</h1>
 <p>Model %(model)s; %(frames)d frames of %(segments)d segments at %(fps)s frames/s. Top %(top)d of %(total)d
 records (higher score = more suspicious). Pictures: the frame, the labelled mask (green) and the model's map
-for the labelled prompt (red, scaled to its peak; white = the label's outline).</p>
+for the labelled prompt (red, scaled to its peak; white = the label's outline), and the object enlarged with
+both outlines (green: label, red: model at half its peak).</p>
 <table><tr><th>#</th><th>kind</th><th>score</th><th>segment</th><th>object</th><th>frame</th><th>why</th>
 <th>frame | label | model</th></tr>
 %(rows)s
@@ -152,11 +179,13 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def report_sheet(results: list, width: int = 1400) -> np.ndarray:
-    """The top rows of a report as one RGB picture: a caption line over each side-by-side picture."""
+def report_sheet(results: list, ranks=None, width: int = 1560) -> np.ndarray:
+    """Rows of a report as one RGB picture: caption lines over each side-by-side picture. ranks: each row's
+    rank in the whole report (default 1, 2, ...)."""
     font = _font(15)
     blocks = []
-    for rank, (record, picture, error) in enumerate(results, start=1):
+    ranks = list(ranks) if ranks is not None else list(range(1, len(results) + 1))
+    for rank, (record, picture, error) in zip(ranks, results):
         caption = "#%d  %s  score %.3f  %s  object %d (%s)  frame %s" % (
             rank, record["kind"], record["score"], record["segment"], record["object_id"],
             record["details"].get("name", ""), record["frame"] or "all (shown: %s)" % record["details"]["frame_shown"])
