@@ -16,7 +16,7 @@ A grid file has these keys (unknown keys are errors naming the file):
     feature_cache: true          # cells share OUT/feature_cache (frozen backbone, no jitter: feature_cache.py)
     cost:                        # measured on the target machine; printed as the grid's cost before it runs
       seconds_per_step: {default: 0.7, coteaching: 1.5}   # per optimiser step, by method name
-      cell_overhead_seconds: 90  # set-up + `actiseg infer` + `actiseg eval` of one cell
+      cell_overhead_seconds: 90  # set-up + infer + eval of one cell (a number, or by method as above)
       measured: "where and when" # free text, printed with the estimate
     methods:                     # name -> extra configs (overlays), overrides and own seed count
       baseline: {seeds: 2}
@@ -333,16 +333,18 @@ def parse_cost(values, where: str) -> tuple:
         raise GridError("%s: unknown key(s) %s; allowed: %s" % (where, unknown, list(COST_KEYS)))
     if not values:
         return ()
-    per_step = _mapping(values.get("seconds_per_step"), "%s.seconds_per_step" % where)
-    if "default" not in per_step:
-        raise GridError("%s.seconds_per_step: needs a `default` entry (seconds per step of a method without its "
-                        "own)" % where)
-    for key, value in list(per_step.items()) + [("cell_overhead_seconds", values.get("cell_overhead_seconds", 0))]:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise GridError("%s: %s must be a number of seconds >= 0, got %r" % (where, key, value))
-    return (("seconds_per_step", tuple(sorted(per_step.items()))),
-            ("cell_overhead_seconds", float(values.get("cell_overhead_seconds", 0))),
-            ("measured", str(values.get("measured", ""))))
+    tables = {}
+    for key in ("seconds_per_step", "cell_overhead_seconds"):
+        value = values.get(key, 0)
+        table = {"default": value} if not isinstance(value, dict) else dict(value)
+        if "default" not in table:
+            raise GridError("%s.%s: needs a `default` entry (the figure of a method without its own)" % (where, key))
+        for name, seconds in table.items():
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+                raise GridError("%s: %s.%s must be a number of seconds >= 0, got %r" % (where, key, name, seconds))
+        tables[key] = tuple(sorted((k, float(v)) for k, v in table.items()))
+    return (("seconds_per_step", tables["seconds_per_step"]),
+            ("cell_overhead_seconds", tables["cell_overhead_seconds"]), ("measured", str(values.get("measured", ""))))
 
 
 def load_grid(name, seeds: int | None = None) -> Grid:
@@ -414,16 +416,17 @@ def cell_steps(config: TrainConfig, train_segments: int) -> tuple:
 
 def estimate_cost(grid: Grid, cells: list, train_segments: int) -> dict:
     """Seconds of each cell from the grid's measured `cost`: steps x the method's seconds per step (co-teaching's
-    figure covers both models and its ranking passes) + the per-cell overhead (set-up, infer, eval).
+    figure covers both models and its ranking passes) + the method's per-cell overhead (set-up, infer, eval).
     -> {"cells": [(cell, steps, seconds)], "total_seconds", "measured"}; empty if the grid has no `cost`."""
     if not grid.cost:
         return {}
     cost = dict(grid.cost)
-    per_step = dict(cost["seconds_per_step"])
+    per_step, overhead = dict(cost["seconds_per_step"]), dict(cost["cell_overhead_seconds"])
     rows = []
     for cell in cells:
         steps, _ = cell_steps(grid.train_config(cell, "<data>"), train_segments)
-        seconds = steps * per_step.get(cell.method, per_step["default"]) + cost["cell_overhead_seconds"]
+        seconds = (steps * per_step.get(cell.method, per_step["default"])
+                   + overhead.get(cell.method, overhead["default"]))
         rows.append((cell, steps, seconds))
     return {"cells": rows, "total_seconds": sum(r[2] for r in rows), "measured": cost["measured"]}
 
