@@ -88,13 +88,18 @@ def open_predictor(model, backend: str, threads: int, max_k: int):
     return Predictor(model, backend=backend, threads=threads, max_k=max(1, max_k))
 
 
-def audit_segment(predictor, data: Path, split: str, segment, problems: Problems, progress) -> tuple:
-    """-> (records, frames measured) of one segment."""
+def audit_segment(predictor, data: Path, split: str, segment, problems: Problems, progress,
+                  timings: dict | None = None) -> tuple:
+    """-> (records, frames measured) of one segment; adds seconds spent per stage to `timings`."""
+    timings = {} if timings is None else timings
     ids = sorted(segment.objects)
-    predictor.set_prompts([segment.prompt(i) for i in ids])
+    began = time.perf_counter()
+    predictor.set_prompts([segment.prompt(i) for i in ids])  # the text encoder: once per expression
+    timings["text"] = timings.get("text", 0.0) + time.perf_counter() - began
     per_object = {i: ([], []) for i in ids}  # id -> (measures, frames)
     records, frames_done = [], 0
     for frame in segment.sparse_frames:
+        began = time.perf_counter()
         try:
             rgb, labels = read_frame(data, split, segment, frame)
         except actionvos.DatasetError as err:
@@ -105,7 +110,9 @@ def audit_segment(predictor, data: Path, split: str, segment, problems: Problems
         if unknown:  # audited all the same: those pixels count as background
             problems.add("%s/%s" % (segment.name, frame), "mask holds object id(s) %s not in object_classes"
                          % unknown)
+        read = time.perf_counter()
         maps, positives = object_maps(predictor, rgb)
+        inferred = time.perf_counter()
         radius = measure.band_radius(*labels.shape)
         for object_measure in measure.measure_frame(labels, ids, maps, positives, radius):
             obj = segment.objects[object_measure.object_id]
@@ -113,6 +120,9 @@ def audit_segment(predictor, data: Path, split: str, segment, problems: Problems
             per_object[object_measure.object_id][0].append(object_measure)
             per_object[object_measure.object_id][1].append(frame)
         frames_done += 1
+        timings["read"] = timings.get("read", 0.0) + read - began
+        timings["model"] = timings.get("model", 0.0) + inferred - read
+        timings["measure"] = timings.get("measure", 0.0) + time.perf_counter() - inferred
         progress.update(1)
     for object_id in ids:
         obj = segment.objects[object_id]
@@ -133,13 +143,14 @@ def audit(data, split: str = "train", model=None, backend: str = "ort-cpu", thre
         problems.add(skipped.path, skipped.reason)
     segments = split_data.segments[:max_segments] if max_segments is not None else split_data.segments
     predictor = open_predictor(model, backend, threads, max((len(s.objects) for s in segments), default=1))
-    records, frames = [], 0
+    records, frames, timings = [], 0, {}
     started = time.perf_counter()
     try:
         with tqdm(total=sum(len(s.sparse_frames) for s in segments), desc="audit %s" % split, unit="frame",
                   disable=not progress_bar) as progress:
             for segment in segments:
-                segment_records, segment_frames = audit_segment(predictor, data, split, segment, problems, progress)
+                segment_records, segment_frames = audit_segment(predictor, data, split, segment, problems, progress,
+                                                                timings)
                 records.extend(segment_records)
                 frames += segment_frames
     finally:
@@ -149,6 +160,9 @@ def audit(data, split: str = "train", model=None, backend: str = "ort-cpu", thre
     return {"data": str(data), "split": split, "model": str(model), "backend": backend,
             "segments": len(segments), "frames": frames, "seconds": round(seconds, 3),
             "frames_per_second": round(frames / seconds, 2) if seconds > 0 else None,
+            # where the time went: text = the text encoder, once per expression (segment, object); model = the
+            # segmenter and the maps' resize, once per frame; read = JPEG + PNG; measure = the scores
+            "stage_seconds": {stage: round(value, 3) for stage, value in sorted(timings.items())},
             "counts": {kind: sum(1 for r in records if r["kind"] == kind) for kind in scoring.KINDS},
             "problems": problems.items, "records": records}
 
@@ -170,6 +184,7 @@ def main(args) -> int:
           % (document["frames"], document["segments"], document["frames_per_second"] or 0.0,
              ", ".join("%d %s" % (n, k) for k, n in document["counts"].items()), len(document["problems"]),
              args.json))
+    print("seconds by stage: %s" % ", ".join("%s %.1f" % item for item in document["stage_seconds"].items()))
     if args.html is not None:
         from actiseg_ros.audit import report
 
