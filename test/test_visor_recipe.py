@@ -96,3 +96,24 @@ def test_frame_cache_key_follows_the_file(tmp_path):
     before = cache.path(image)
     image.write_bytes(b"other bytes")
     assert cache.path(image) != before and before.parent.parent.name == "64x96-v1"
+
+
+def test_visor_segments_shorter_than_a_clip_repeat_their_frames(tmp_path):
+    """VISOR actions have 2 or more annotated frames; a clip of 5 repeats a short segment's frames in order,
+    so clips of different segments collate into one batch."""
+    from actiseg_ros.data.import_visor import import_visor
+    from actiseg_ros.training.data import collate_clips
+    from test_import_visor import fixture_spec
+    from visor_fixtures import write_visor
+
+    visor, annotations = write_visor(tmp_path / "in", *fixture_spec())
+    import_visor(visor, annotations, tmp_path / "data", ("train",), jobs=1, progress=False)
+    clips = SegmentClips(tmp_path / "data", "train", (64, 96), frames_per_clip=5)
+    samples = [clips[i] for i in range(len(clips))]
+    assert [len(s.image_files) for s in samples] == [5, 5, 5, 5]
+    assert samples[0].frames.tolist() == [0, 0, 0, 1, 1]  # 2 frames
+    assert samples[1].frames.tolist() == [0, 0, 1, 1, 2]  # 3 frames
+    batch = collate_clips(samples)
+    assert tuple(batch["images"].shape) == (4, 5, 3, 64, 96)
+    three = SegmentClips(tmp_path / "data", "train", (64, 96), frames_per_clip=2)
+    assert three[1].frames.tolist() == sorted(three[1].frames.tolist()) and len(three[1].frames) == 2

@@ -99,6 +99,10 @@ class SegmentClips(torch.utils.data.Dataset):
         picked = np.arange(len(segment.sparse_frames))
         if self.frames_per_clip < len(picked):
             picked = np.sort(rng.choice(len(picked), self.frames_per_clip, replace=False))
+        elif self.frames_per_clip > len(picked):
+            # A shorter segment (VISOR has actions of 2 annotated frames) repeats its frames in order, so that
+            # every clip of a batch has frames_per_clip frames; no random draw, so other clips are unchanged.
+            picked = np.sort(np.resize(picked, self.frames_per_clip))
         frames = [segment.sparse_frames[i] for i in picked]
         object_ids = sorted(segment.objects)
         images, targets, weights, objects = [], [], [], []
