@@ -114,9 +114,8 @@ def audit_segment(predictor, data: Path, split: str, segment, problems: Problems
         maps, positives = object_maps(predictor, rgb)
         inferred = time.perf_counter()
         radius = measure.band_radius(*labels.shape)
-        for object_measure in measure.measure_frame(labels, ids, maps, positives, radius):
-            obj = segment.objects[object_measure.object_id]
-            records.append(scoring.mask_record(segment.name, frame, obj.name, obj.positive, object_measure))
+        gradient = measure.gradient_magnitude(rgb)
+        for object_measure in measure.measure_frame(labels, ids, maps, positives, radius, gradient):
             per_object[object_measure.object_id][0].append(object_measure)
             per_object[object_measure.object_id][1].append(frame)
         frames_done += 1
@@ -127,7 +126,12 @@ def audit_segment(predictor, data: Path, split: str, segment, problems: Problems
     for object_id in ids:
         obj = segment.objects[object_id]
         measures, frames = per_object[object_id]
-        records.extend(scoring.expression_records(segment.name, object_id, obj.name, obj.positive, measures, frames))
+        expression = scoring.expression_records(segment.name, object_id, obj.name, obj.positive, measures, frames)
+        records.extend(expression)
+        # the mask records wait for the expression's text score: it says whether the name can judge them
+        name_wrong = expression[0]["score"] if expression else 0.0
+        records.extend(scoring.mask_record(segment.name, frame, obj.name, obj.positive, object_measure, name_wrong)
+                       for object_measure, frame in zip(measures, frames))
     return records, frames_done
 
 

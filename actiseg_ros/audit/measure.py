@@ -45,6 +45,8 @@ class ObjectMeasure:
     other: float  # largest share of the mass on one other labelled object (the name fits another object)
     core: float  # mean probability over the mask eroded by the band radius (nan: nothing left after erosion)
     band: float  # mean probability over the inner band (mask minus its erosion)
+    edge: float  # mean image gradient on the mask's outline (its last pixel inside and first outside)
+    inner_edge: float  # mean image gradient a little inside the outline (band radius - 2 .. + 1 pixels deep)
 
 
 def _crop_box(mask: np.ndarray, radius: int) -> tuple:
@@ -55,11 +57,24 @@ def _crop_box(mask: np.ndarray, radius: int) -> tuple:
     return max(0, y - grow), min(height, y + h + grow), max(0, x - grow), min(width, x + w + grow)
 
 
-def measure_frame(labels: np.ndarray, object_ids, probabilities: np.ndarray, positives, radius: int) -> list:
+def gradient_magnitude(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) float32 Sobel gradient magnitude of the frame's grey levels."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+
+
+def _square(half: int) -> np.ndarray:
+    return np.ones((2 * half + 1, 2 * half + 1), np.uint8)
+
+
+def measure_frame(labels: np.ndarray, object_ids, probabilities: np.ndarray, positives, radius: int,
+                  gradient: np.ndarray | None = None) -> list:
     """labels (H, W) uint8; probabilities (K, H, W) float32 ungated object maps at camera size, one per id of
-    object_ids (the maps of that object's own prompt); positives (K,) -> one ObjectMeasure per object with
-    labelled pixels, in object_ids order."""
+    object_ids (the maps of that object's own prompt); positives (K,); gradient (H, W) the frame's
+    gradient_magnitude (None: edge measures are nan) -> one ObjectMeasure per object with labelled pixels, in
+    object_ids order."""
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    one, shallow, deep = _square(1), _square(max(1, radius - 2)), _square(radius + 1)
     flat_labels = labels.ravel()
     areas = np.bincount(flat_labels, minlength=256)
     listed = np.zeros(256, bool)
@@ -82,9 +97,16 @@ def measure_frame(labels: np.ndarray, object_ids, probabilities: np.ndarray, pos
         eroded = cv2.erode(crop_mask, kernel)  # the image edge is no object boundary: it does not erode
         band = cv2.subtract(crop_mask, eroded)
         core_pixels, band_pixels = cv2.countNonZero(eroded), cv2.countNonZero(band)
+        edge = inner_edge = float("nan")
+        if gradient is not None:
+            crop_gradient = gradient[y0:y1, x0:x1]
+            outline = cv2.subtract(cv2.dilate(crop_mask, one), cv2.erode(crop_mask, one))
+            inner = cv2.subtract(cv2.erode(crop_mask, shallow), cv2.erode(crop_mask, deep))
+            edge = cv2.mean(crop_gradient, outline)[0] if cv2.countNonZero(outline) else float("nan")
+            inner_edge = cv2.mean(crop_gradient, inner)[0] if cv2.countNonZero(inner) else float("nan")
         out.append(ObjectMeasure(
             object_id=object_id, area=area, positive=float(positives[index]), inside=own / area,
             precision=own / mass, other=float(others.max()) / mass,
             core=cv2.mean(crop_prob, eroded)[0] if core_pixels else float("nan"),
-            band=cv2.mean(crop_prob, band)[0] if band_pixels else float("nan")))
+            band=cv2.mean(crop_prob, band)[0] if band_pixels else float("nan"), edge=edge, inner_edge=inner_edge))
     return out
