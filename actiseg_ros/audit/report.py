@@ -189,7 +189,7 @@ def report_sheet(results: list, ranks=None, width: int = 1560) -> np.ndarray:
         caption = "#%d  %s  score %.3f  %s  object %d (%s)  frame %s" % (
             rank, record["kind"], record["score"], record["segment"], record["object_id"],
             record["details"].get("name", ""), record["frame"] or "all (shown: %s)" % record["details"]["frame_shown"])
-        lines = [caption, record["reason"] if len(record["reason"]) <= 150 else record["reason"][:147] + "..."]
+        lines = [caption, record["reason"] if len(record["reason"]) <= 200 else record["reason"][:197] + "..."]
         if picture is None:
             lines.append("no picture: %s" % error)
             picture = np.zeros((1, width, 3), np.uint8) + 255
