@@ -40,10 +40,12 @@ ACTISEG = [sys.executable, "-m", "actiseg_ros.cli"]
 TOP_FRACTION = 0.05
 
 
-def run(command: list, log: list) -> None:
+def run(command: list, log: list, needed: bool = True) -> None:
+    """Log the command (also when an earlier run's output in --work is reused) and run it where needed."""
     log.append(" ".join(shlex.quote(str(c)) for c in command))
-    print("$ " + log[-1], flush=True)
-    subprocess.run([str(c) for c in command], check=True)
+    print("$ " + log[-1] + ("" if needed else "   # reused from an earlier run in --work"), flush=True)
+    if needed:
+        subprocess.run([str(c) for c in command], check=True)
 
 
 def flip_flags(root: Path, rate: float, seed: int) -> list:
@@ -164,14 +166,17 @@ def main() -> int:
     commands: list = []
     args.work.mkdir(parents=True, exist_ok=True)
     clean = args.clean or args.work / "clean"
-    if args.clean is None and not actionvos.image_set_path(clean, "train").is_file():
-        run(ACTISEG + ["synth", "--preset", "default", "--seed", 1, "--out", clean], commands)
+    if args.clean is None:
+        run(ACTISEG + ["synth", "--preset", "default", "--seed", 1, "--out", clean], commands,
+            needed=not actionvos.image_set_path(clean, "train").is_file())
     noisy = args.work / "noisy"
-    if not (noisy / "noise_manifest.json").is_file():
-        run(ACTISEG + ["corrupt", "--data", clean, "--out", noisy, "--text-flip", 0.2, "--noun-sub", 0.3,
-                       "--mask-dilate", 21, "--mask-dilate-rate", 0.2, "--seed", args.seed], commands)
-        flips = flip_flags(noisy, args.flag_flip, args.seed)
-        actionvos.write_json(noisy / "flag_flips.json", flips)
+    needed = not (noisy / "flag_flips.json").is_file()
+    run(ACTISEG + ["corrupt", "--data", clean, "--out", noisy, "--text-flip", 0.2, "--noun-sub", 0.3,
+                   "--mask-dilate", 21, "--mask-dilate-rate", 0.2, "--seed", args.seed], commands, needed)
+    commands.append("# then this script flips the positive flag of each train expression with probability %s "
+                    "(seed %d): NOISY/flag_flips.json" % (args.flag_flip, args.seed))
+    if needed:
+        actionvos.write_json(noisy / "flag_flips.json", flip_flags(noisy, args.flag_flip, args.seed))
     flips = actionvos.read_json(noisy / "flag_flips.json")
     audit_json, audit_html = args.work / "audit.json", args.work / "report" / "report.html"
     audit_command = ACTISEG + ["audit", "--data", noisy, "--split", "train", "--json", audit_json,
