@@ -221,19 +221,21 @@ def test_missing_and_unreadable_files_are_reported_item_by_item_and_the_rest_is_
     garbled.write_bytes(b"not a png at all")
     entries = json.loads(actionvos.image_set_path(broken, "train").read_text())
     del entries[3]["narration"]
+    entries[5]["object_classes"] = {}
     actionvos.image_set_path(broken, "train").write_text(json.dumps(entries))
     result = run_actiseg(["audit", "--data", str(broken), "--json", str(tmp_path / "a.json")])
     assert result.returncode == 0, result.stderr
     document = json.loads((tmp_path / "a.json").read_text())
     problems = document["problems"]
-    assert len(problems) == 3, problems
+    assert len(problems) == 4, problems
     errors = " ".join(p["error"] for p in problems)
     assert str(missing) in errors and "frame not found" in errors
     assert str(garbled) in errors and "unreadable mask" in errors
     assert "narration" in errors and "train.json[3]" in " ".join(p["item"] for p in problems)
+    assert "object_classes is empty" in errors
     for path in (missing, garbled):
         assert str(path) in result.stderr
-    assert document["frames"] == 60 - 2 - 5  # two bad frames, one unparsable segment of five frames
+    assert document["frames"] == 60 - 2 - 5 - 5  # two bad frames, an unparsable and an empty segment of five
     frames = {(r["segment"], r["frame"]) for r in document["records"] if r["kind"] == "mask"}
     assert (first.name, first.sparse_frames[1]) not in frames and (first.name, first.sparse_frames[0]) in frames
 

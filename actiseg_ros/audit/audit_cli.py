@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from actiseg_ros.audit import measure, scoring
 from actiseg_ros.data import actionvos
+from actiseg_ros.inference.engines.base import EngineInputError
 
 DEFAULT_HTML_ROWS = 40
 
@@ -93,8 +94,17 @@ def audit_segment(predictor, data: Path, split: str, segment, problems: Problems
     """-> (records, frames measured) of one segment; adds seconds spent per stage to `timings`."""
     timings = {} if timings is None else timings
     ids = sorted(segment.objects)
+    if not ids:
+        problems.add(segment.name, "object_classes is empty: nothing to audit")
+        progress.update(len(segment.sparse_frames))
+        return [], 0
     began = time.perf_counter()
-    predictor.set_prompts([segment.prompt(i) for i in ids])  # the text encoder: once per expression
+    try:
+        predictor.set_prompts([segment.prompt(i) for i in ids])  # the text encoder: once per expression
+    except ValueError as err:  # e.g. more objects than the engine takes prompts
+        problems.add(segment.name, "cannot prompt its objects: %s" % err)
+        progress.update(len(segment.sparse_frames))
+        return [], 0
     timings["text"] = timings.get("text", 0.0) + time.perf_counter() - began
     per_object = {i: ([], []) for i in ids}  # id -> (measures, frames)
     records, frames_done = [], 0
@@ -111,7 +121,12 @@ def audit_segment(predictor, data: Path, split: str, segment, problems: Problems
             problems.add("%s/%s" % (segment.name, frame), "mask holds object id(s) %s not in object_classes"
                          % unknown)
         read = time.perf_counter()
-        maps, positives = object_maps(predictor, rgb)
+        try:
+            maps, positives = object_maps(predictor, rgb)
+        except EngineInputError as err:
+            problems.add("%s/%s" % (segment.name, frame), "the model cannot take this frame: %s" % err)
+            progress.update(1)
+            continue
         inferred = time.perf_counter()
         radius = measure.band_radius(*labels.shape)
         gradient = measure.gradient_magnitude(rgb)
