@@ -40,7 +40,8 @@ def add_arguments(parser) -> None:
                         help="an exported model folder (default: the shipped default model)")
     parser.add_argument("--json", required=True, type=Path, help="output: the ranked records")
     parser.add_argument("--html", type=Path, default=None,
-                        help="also write an HTML report of the top suspects (images in REPORT_files/)")
+                        help="also write an HTML report of the top suspects (its pictures go into NAME_files/ next to "
+                             "it for report NAME.html)")
     parser.add_argument("--top", type=int, default=DEFAULT_HTML_ROWS,
                         help="rows of the HTML report (default %d)" % DEFAULT_HTML_ROWS)
     parser.add_argument("--segments", type=int, default=None, metavar="N",
