@@ -3,17 +3,19 @@ known-noise benchmark reports. Plain functions, no I/O.
 
 Three kinds of record, each with a score in which higher means more suspicious:
 - text (per expression = segment, object id): 1 - sqrt(inside x precision), means over the expression's
-  frames. A clean model prompted with the labelled name finds the labelled object (inside: mean object
-  probability over the labelled mask) and puts its map there (precision: share of the map's mass on the
-  mask). A flipped name makes the model look for another object (or for one that is not in the scene), so
-  both fall. A synonym ("cup" for "mug") keeps both: the model was trained with every name of a class.
+  frames. A model trained on clean labels, prompted with the labelled name, finds the labelled object
+  (inside: mean object probability over the labelled mask) and puts its map there (precision: share of the
+  map's mass on the mask). A flipped name makes the model look for another object (or for one that is not in
+  the scene), so both fall. A synonym ("cup" for "mug") keeps both: the model was trained with every name of
+  a class.
 - flag (per expression): the positive head's disagreement with the labelled positive flag, |flag - p| with
   p the mean positive probability over the frames where the object is labelled, times the text evidence
   that the prompt names this object, sqrt(inside x precision): under a wrong name the head judges another
   object, so its verdict says nothing about this one's flag (that expression is the text record's).
-- mask (per frame and object): PMHM's reliable/uncertain split, turned on the label. A clean mask's inner
-  band (the pixels within the band radius of its edge) lies on the object, where the model is nearly as sure
-  as in the core; a dilated mask's band lies off the object, where the model sees background:
+- mask (per frame and object): after PMHM's split into reliable and uncertain pixels (there by quantiles of
+  the model's margin and edge strength; here by place: the label's edge band against its core). A clean
+  mask's inner band (the pixels within the band radius of its edge) lies on the object, where the model is
+  nearly as sure as in the core; a dilated mask's band lies off the object, where the model sees background:
   (core - band) / (core + 0.02), with core the mean probability over the mask eroded by the band radius
   (the whole mask's mean where the object is too thin to erode). Where the labelled name does not fit
   (a flipped name: the prompt finds another object, or nothing) the model's map cannot judge the mask, so the
@@ -21,8 +23,8 @@ Three kinds of record, each with a score in which higher means more suspicious:
   (1 - t) x model + t x image, image = (g_in + 1) / (g_edge + g_in + 1) with g_edge the mean gradient on the
   mask's outline and g_in a little inside it (band radius - 2 .. + 1 px deep): a clean mask's outline lies on
   the object's edge, a dilated one's a few pixels outside it, with the object's edge inside. (The image cue
-  is strong on the synthetic data's crisp edges and weaker on blurred or textured real frames; the model
-  cue carries every mask whose name is right.)
+  is measured only on the synthetic data's crisp edges; blur and texture in real frames are likely to weaken
+  it. The model cue carries every mask whose name is right.)
 """
 from __future__ import annotations
 
