@@ -4,7 +4,9 @@ With `model.backbone_trainable: false` the backbone is a fixed function of the l
 training mode it still runs in eval mode (ImageNet batch-norm statistics, no drop-connect), so its four
 feature maps depend only on the image bytes, the backbone weights and the input size. The training loop
 asks this cache for the features of every frame of a batch; a frame seen before is read from disk instead of
-running the backbone again (a quarter of a CPU step at 192x320, benchmarks/results/bench_feature_cache.md).
+running the backbone again (1.15x-1.7x faster CPU steps at 192x320 in two runs at different load, and no
+prompt encoding at start-up: benchmarks/results/bench_feature_cache.md). A killed writer may leave a
+`.NAME.tmpPID` file behind; it is never read and may be deleted.
 
 Exact only without photometric jitter (a jittered frame differs every epoch); config.validate refuses
 `feature_cache` with `jitter > 0` or a trainable backbone. The data pipeline has no spatial augmentation
