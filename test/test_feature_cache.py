@@ -105,3 +105,29 @@ def test_the_cache_refuses_jitter_and_a_trainable_backbone(tiny_data, tmp_path):
         tiny_config(tiny_data, jitter=0.2, feature_cache=str(tmp_path))
     with pytest.raises(ValueError, match="backbone_trainable"):
         tiny_config(tiny_data, **{"model.backbone_trainable": True, "feature_cache": str(tmp_path)})
+
+
+def test_infer_with_the_cache_writes_the_same_predictions(tiny_data, tmp_path):
+    from conftest import run_actiseg
+
+    model = train(tiny_config(tiny_data, max_steps=2), tmp_path / "run", log=lambda *a: None)
+    cache = tmp_path / "cache"
+    outputs = {}
+    for name, extra in (("plain", []), ("cold", ["--feature-cache", str(cache)]),
+                        ("warm", ["--feature-cache", str(cache)])):
+        result = run_actiseg(["infer", "--data", str(tiny_data), "--split", "val_human", "--model", str(model),
+                              "--threads", "1", "--out", str(tmp_path / name)] + extra)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs[name] = {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.png")}
+        if name == "cold":
+            stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*.npz")}
+    assert outputs["plain"] and outputs["cold"] == outputs["plain"] and outputs["warm"] == outputs["plain"]
+    frames = len(list((tiny_data / "JPEGImages_Sparse" / "val").rglob("*.jpg")))
+    assert 0 < len(stamps) <= frames  # val_human's frames, computed once
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.npz")} == stamps  # the warm run only read them
+
+    trainable = train(tiny_config(tiny_data, max_steps=1, **{"model.backbone_trainable": True}),
+                      tmp_path / "trainable", log=lambda *a: None)
+    refused = run_actiseg(["infer", "--data", str(tiny_data), "--split", "val_human", "--model", str(trainable),
+                           "--out", str(tmp_path / "x"), "--feature-cache", str(cache)])
+    assert refused.returncode != 0 and "frozen backbone" in refused.stderr

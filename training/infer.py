@@ -39,8 +39,8 @@ class OnnxRunner:
     def set_prompts(self, prompts: list) -> None:
         self.predictor.set_prompts(prompts)
 
-    def frame(self, rgb):
-        """-> (mask_logits (K, h, w), positive_logits (K,), Letterbox)."""
+    def frame(self, rgb, image_file=None):
+        """-> (mask_logits (K, h, w), positive_logits (K,), Letterbox). image_file: unused (TorchRunner's cache)."""
         mask_logits, positive_logits, box, _ = self.predictor.infer(rgb)
         return mask_logits, positive_logits, box
 
@@ -49,7 +49,7 @@ class TorchRunner:
     """An ActiSegModel (in eval mode, on the CPU) run by torch: checkpoints not exported yet, and
     in-training validation."""
 
-    def __init__(self, model, input_hw):
+    def __init__(self, model, input_hw, feature_cache=None):
         import torch
 
         from .prompts import PromptBank
@@ -58,9 +58,18 @@ class TorchRunner:
         self.bank = PromptBank(model.text_encoder)
         self.gate = POSITIVE_GATE
         self.mask_threshold = MASK_THRESHOLD
+        self.cache = None
+        if feature_cache:  # the frozen backbone's features per frame, shared with training (feature_cache.py)
+            from .feature_cache import FeatureCache
+
+            if model.config.backbone_trainable:
+                raise SystemExit("actiseg infer: --feature-cache needs a checkpoint trained with a frozen backbone "
+                                 "(model.backbone_trainable: false)")
+            self.cache = FeatureCache(feature_cache, model.segmenter.image_encoder, self.input_hw,
+                                      model.config.backbone)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, threads: int = 0) -> "TorchRunner":
+    def from_checkpoint(cls, checkpoint, threads: int = 0, feature_cache=None) -> "TorchRunner":
         try:
             import torch
         except ModuleNotFoundError:
@@ -71,24 +80,31 @@ class TorchRunner:
         if threads:
             torch.set_num_threads(threads)
         model, config, _ = load_weights(checkpoint)
-        return cls(model, config.model.input_hw)
+        return cls(model, config.model.input_hw, feature_cache)
 
     def set_prompts(self, prompts: list) -> None:
         self.tokens, self.mask = self.bank.lookup([prompts], len(prompts))
 
-    def frame(self, rgb):
+    def frame(self, rgb, image_file=None):
+        """image_file: the frame's file, the key of the feature cache (if any); without it the backbone runs."""
         boxed, box = letterbox_image(rgb, self.input_hw)
+        images = self.torch.from_numpy(normalize(boxed[None]))
+        features = None
+        if self.cache is not None and image_file is not None:
+            features = self.cache.features([image_file], images)
         with self.torch.no_grad():
-            out = self.model.segmenter(self.torch.from_numpy(normalize(boxed[None])), self.tokens, self.mask)
+            out = self.model.segmenter(images, self.tokens, self.mask, features=features)
         return out["mask_logits"][0].numpy(), out["positive_logits"][0].numpy(), box
 
 
-def open_model(path, backend: str = "ort-cpu", threads: int = 0):
+def open_model(path, backend: str = "ort-cpu", threads: int = 0, feature_cache=None):
     path = Path(path)
     if path.is_dir():
+        if feature_cache:
+            raise SystemExit("actiseg infer: --feature-cache applies to .pt checkpoints, not exported models")
         return OnnxRunner(path, backend, threads)
     if path.is_file():
-        return TorchRunner.from_checkpoint(path, threads)
+        return TorchRunner.from_checkpoint(path, threads, feature_cache)
     raise FileNotFoundError("model not found: %s (an exported folder or a .pt checkpoint)" % path)
 
 
@@ -130,7 +146,7 @@ def run_frames(runner, object_ids: list, frames: list) -> SegmentOutputs:
     decisions gate the mean of the frames' positive logits (one decision per segment, as at training)."""
     outputs, positives = [], []
     for name, path in frames:
-        logits, positive, box = runner.frame(actionvos.read_image(path))
+        logits, positive, box = runner.frame(actionvos.read_image(path), image_file=path)
         outputs.append((name, logits, box))
         positives.append(positive)
     mean = np.mean(positives, axis=0)
@@ -164,6 +180,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ablation: prompt every segment with another segment's narration")
     parser.add_argument("--skip-bad", action="store_true", help="skip (and report) malformed segments")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
+    parser.add_argument("--feature-cache", default=None, metavar="DIR",
+                        help="a .pt checkpoint with a frozen backbone: read and store the backbone's features per "
+                             "frame in DIR (training's feature_cache; same predictions, the backbone runs once per "
+                             "frame across runs)")
     parser.add_argument("--mask-threshold", type=float, default=None, metavar="P",
                         help="mask probability threshold (default: the model card's; 0.5 for checkpoints)")
     parser.add_argument("--positive-gate", type=float, default=None, metavar="G",
@@ -172,7 +192,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    runner = open_model(args.model or default_model_path(), args.backend, args.threads)
+    runner = open_model(args.model or default_model_path(), args.backend, args.threads,
+                        getattr(args, "feature_cache", None))
     if args.mask_threshold is not None:
         if not 0.0 < args.mask_threshold < 1.0:
             raise SystemExit("actiseg infer: --mask-threshold must be between 0 and 1, got %s" % args.mask_threshold)

@@ -125,14 +125,16 @@ def read_result(out_dir, cell: Cell):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def infer_predictions(model_path: Path, data_root: Path, split: str, pred_dir: Path, threads: int) -> None:
+def infer_predictions(model_path: Path, data_root: Path, split: str, pred_dir: Path, threads: int,
+                      feature_cache: str = "") -> None:
     """`actiseg infer` itself, through its own argument parser (so its defaults apply)."""
     from . import infer
 
     parser = argparse.ArgumentParser(prog="actiseg infer")
     infer.add_arguments(parser)
     args = parser.parse_args(["--data", str(data_root), "--split", split, "--out", str(pred_dir),
-                              "--model", str(model_path), "--threads", str(threads)])
+                              "--model", str(model_path), "--threads", str(threads)]
+                             + (["--feature-cache", feature_cache] if feature_cache else []))
     infer.main(args)
 
 
@@ -185,7 +187,8 @@ def run_cell(grid: Grid, cell: Cell, train_root: Path, clean_root: Path, out_dir
         pred_dir = run_dir / "predictions"
         if pred_dir.exists():
             shutil.rmtree(pred_dir)
-        infer_predictions(run_dir / "model.pt", clean_root, grid.eval_split, pred_dir, config.threads)
+        infer_predictions(run_dir / "model.pt", clean_root, grid.eval_split, pred_dir, config.threads,
+                          config.feature_cache)
         report = evaluate(pred_dir, clean_root, grid.eval_split)
         for note in format_notes(report):
             print("eval: %s" % note, flush=True)
