@@ -53,3 +53,30 @@ def test_pmhm_columns_are_empty_without_pmhm_and_during_its_warm_up(tiny_data, t
     assert all(row["pmhm_focal"] == "" and row["pmhm_tversky_alpha"] == "" for row in plain)
     warming = run_log(tiny_data, tmp_path / "warm-up", **{"loss.pmhm_warmup_epochs": 5})
     assert all(row["pmhm_fg_in_reliable"] == "" for row in warming)
+
+
+def test_pmhm_reset_aux_recopies_the_auxiliary_head_from_the_main_head(tiny_data, tmp_path):
+    """With init_from, the file's auxiliary head is kept unless loss.pmhm_reset_aux asks for the spec's start:
+    a copy of the main head + N(0, 1e-3). lr 0: the single step changes no weight, so the saved weights show
+    the start."""
+    first = train(load_config(TINY, {"data_root": str(tiny_data), "threads": 1, "max_steps": 1}), tmp_path / "a",
+                  log=lambda *a: None)
+    stored = torch.load(first, map_location="cpu", weights_only=False)
+    main_prefix, aux_prefix = "segmenter.decoder.mask_head.", "segmenter.aux_heads.heads.0."
+    for name in [k for k in stored["model"] if k.startswith(aux_prefix)]:
+        stored["model"][name] = stored["model"][name] + 0.5  # an auxiliary head far from the main head
+    init = tmp_path / "init.pt"
+    torch.save(stored, init)
+    settings = {"data_root": str(tiny_data), "threads": 1, "max_steps": 1, "init_from": str(init), "lr": 0.0,
+                "lr_backbone": 0.0, "loss.pmhm_warmup_epochs": 0}
+
+    def aux_minus_main(run_dir, **overrides):
+        weights = torch.load(train(load_config(TINY, dict(settings, **overrides)), run_dir, log=lambda *a: None),
+                             map_location="cpu", weights_only=False)["model"]
+        return torch.cat([(weights[aux_prefix + k[len(main_prefix):]] - weights[k]).flatten()
+                          for k in weights if k.startswith(main_prefix)])
+
+    kept = aux_minus_main(tmp_path / "kept")
+    assert kept.mean().item() == pytest.approx(0.5, abs=1e-3) and kept.min().item() > 0.45
+    reset = aux_minus_main(tmp_path / "reset", **{"loss.pmhm_reset_aux": True})
+    assert reset.std().item() == pytest.approx(1e-3, rel=0.1) and reset.abs().max().item() < 1e-2

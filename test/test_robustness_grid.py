@@ -149,6 +149,7 @@ def test_standard_grid_cells_recipe_and_seeds():
         assert not config.model.backbone_trainable and config.jitter == 0.0 and config.threads == 1
         assert config.model.aux_heads == 1  # the init model's architecture for every method
         assert config.loss.pmhm == (method.name == "pmhm") and config.loss.pmhm_warmup_epochs == 0
+        assert config.loss.pmhm_reset_aux  # PMHM's head starts as a copy of the init model's main head
         assert config.loss.strategy == (method.name if method.name in STRATEGIES else "none")
         assert config.val_split == "val" and config.loss.object_mask == 0.0
         assert (config.epochs, config.lr_drop_epochs, config.batch_size, config.frames_per_clip) == (6, [3, 5], 4, 1)

@@ -77,6 +77,9 @@ class LossConfig:
     # in the uncertain region, which only carries the weak Tversky term (measured: positive objects' max
     # logit -9.7 after 100 steps). The auxiliary heads are re-copied from the main head when PMHM starts.
     pmhm_warmup_epochs: int = 1  # PMHM robust loss replaces the weighted focal mask loss (needs model.aux_heads >= 1)
+    # Re-copy the auxiliary heads from the main head (+ N(0, 1e-3)) when a run starts (not on resume), as the
+    # spec initialises them; without it a run from init_from keeps the file's trained auxiliary heads.
+    pmhm_reset_aux: bool = False
     # Weight of focal + dice on the ungated object logits against each object's own mask, active or not
     # (objective.object_mask_loss); 0 = the spec's losses only. Needs model.activity_gate.
     object_mask: float = 0.0

@@ -213,6 +213,10 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
         for member in members:  # co-teaching's peer starts from the same weights; its batches differ
             ckpt.load_model_state(member.model, initial)
         log("initialised from %s" % config.init_from)
+    if config.loss.pmhm and config.loss.pmhm_reset_aux and not resuming:
+        for member in members:  # spec section 6: the auxiliary heads start as copies of the main head + N(0, 1e-3)
+            member.model.segmenter.aux_heads.reset_from(member.model.segmenter.decoder.mask_head)
+        log("PMHM auxiliary heads re-copied from the main head")
     if resuming:
         state = ckpt.load_training_state(ckpt.latest_path(out_dir), members, strategy)
         log("resumed from step %d" % state["step"])
