@@ -44,8 +44,9 @@ def fill_cache(config) -> float:
     prefix = "segmenter.image_encoder."
     encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
     cache = FeatureCache(config.feature_cache, encoder, config.model.input_hw, config.model.backbone)
-    clips = SegmentClips(config.data_root, config.train_split, config.model.input_hw, frames_per_clip=10 ** 6)
-    for index in range(len(clips)):
+    clips = SegmentClips(config.data_root, config.train_split, config.model.input_hw)
+    for index, segment in enumerate(clips.segments):
+        clips.frames_per_clip = len(segment.sparse_frames)  # every frame once (more would repeat frames)
         sample = clips[index]
         cache.features(sample.image_files, sample.images)
     return time.monotonic() - started
