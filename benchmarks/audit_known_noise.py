@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import numpy as np
 
 from actiseg_ros.audit import report, scoring
 from actiseg_ros.data import actionvos
+from bench_node import cpu_name  # benchmarks/ is this script's folder
 
 ACTISEG = [sys.executable, "-m", "actiseg_ros.cli"]
 TOP_FRACTION = 0.05
@@ -63,16 +63,6 @@ def flip_flags(root: Path, rate: float, seed: int) -> list:
                 flipped.append([segment.name, int(key)])
     actionvos.write_json(path, entries)
     return flipped
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def truth(noisy: Path, flag_flips: list) -> dict:

@@ -16,24 +16,14 @@ import argparse
 import csv
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_node import cpu_name  # noqa: E402  (benchmarks/ is this script's folder)
 from source_training import import_training  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed_run(config, run_dir: Path, skip: int) -> dict:

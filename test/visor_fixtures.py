@@ -20,6 +20,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+# The palette the spec lists (0 black, 1 (128,0,0), 2 (0,128,0), ...); test_actionvos checks its first entries
+# against those values, so the fixtures can take the product's generator.
+from actiseg_ros.data.actionvos import davis_palette
+
 WIDTH, HEIGHT = 1920, 1080
 EPIC_HEADER = ("narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
                "stop_timestamp", "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun", "noun_class",
@@ -99,20 +103,6 @@ def frame_image(seed: int) -> np.ndarray:
         x, y = int(rng.integers(0, WIDTH - 200)), int(rng.integers(0, HEIGHT - 200))
         image[y:y + int(rng.integers(20, 200)), x:x + int(rng.integers(20, 200))] = rng.integers(0, 256, 3)
     return image
-
-
-def davis_palette() -> list:
-    palette = []
-    for index in range(256):
-        r = g = b = 0
-        value = index
-        for bit in range(8):
-            r |= ((value >> 0) & 1) << (7 - bit)
-            g |= ((value >> 1) & 1) << (7 - bit)
-            b |= ((value >> 2) & 1) << (7 - bit)
-            value >>= 3
-        palette.extend((r, g, b))
-    return palette
 
 
 def write_visor(base, videos: list, rows: list, hos: dict, image_quality: int = 90) -> tuple:
