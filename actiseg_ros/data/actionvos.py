@@ -45,6 +45,11 @@ def split_folder(split: str) -> str:
     return "train" if split == "train" else "val"
 
 
+def sequence_folder(seq_id: int, video: str, verb: str, noun: str) -> str:
+    """A sequence's folder name, as ActionVOS names them: `{seq_id:08d}_{video}_{verb}_{noun}`."""
+    return "%08d_%s_%s_%s" % (seq_id, video, verb, noun)
+
+
 def build_prompt(object_name: str, narration: str) -> str:
     """The ActionVOS referring prompt for one object of one action segment."""
     return "%s used in the action of %s" % (object_name, narration)
@@ -86,7 +91,7 @@ class Segment:
 
     @property
     def name(self) -> str:
-        return "%08d_%s_%s_%s" % (self.seq_id, self.video, self.verb, self.noun)
+        return sequence_folder(self.seq_id, self.video, self.verb, self.noun)
 
     @property
     def evaluable(self) -> bool:
@@ -257,14 +262,14 @@ def davis_palette() -> list:
 _PALETTE = davis_palette()
 
 
-def write_label_png(path, labels: np.ndarray) -> None:
-    """Label image (H, W) uint8 -> palette PNG."""
+def write_label_png(path, labels: np.ndarray, palette: list | None = None) -> None:
+    """Label image (H, W) uint8 -> palette PNG (palette: 768 RGB values; default the DAVIS palette)."""
     if labels.dtype != np.uint8 or labels.ndim != 2:
         raise ValueError("labels must be a 2-D uint8 array, got %s %s" % (labels.dtype, labels.shape))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(labels, mode="P")
-    image.putpalette(_PALETTE)
+    image.putpalette(_PALETTE if palette is None else palette)
     image.save(path, optimize=False)
 
 
@@ -298,7 +303,7 @@ def check_segment_files(root, split: str, segment: Segment, need_masks: bool = T
 
 def _folder_name(entry) -> str | None:
     try:
-        return "%08d_%s_%s_%s" % (int(entry["seq_id"]), entry["video"], entry["verb"], entry["noun"])
+        return sequence_folder(int(entry["seq_id"]), entry["video"], entry["verb"], entry["noun"])
     except (TypeError, ValueError, KeyError):
         return None  # a malformed entry: Segment.from_json names what is wrong with it
 

@@ -73,8 +73,8 @@ def slug(text: str) -> str:
 
 def sequence_name(number: int, video: str, narration: str, objects) -> str:
     words = narration.split()
-    return "%08d_%s_%s_%s" % (number, video, slug(words[0]) if words else "none", slug(objects[0]) if objects
-                              else "none")
+    return actionvos.sequence_folder(number, video, slug(words[0]) if words else "none",
+                                     slug(objects[0]) if objects else "none")
 
 
 def parse_narration(text: str, vocabulary, always=HANDS) -> tuple:

@@ -25,6 +25,7 @@ ROOT as it was). A stage folder left by a killed process (SIGKILL) is removed by
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import os
 import shutil
@@ -34,7 +35,6 @@ from collections import OrderedDict, Counter
 from pathlib import Path
 
 import cv2
-import numpy as np
 from PIL import Image
 
 from actiseg_ros.data import actionvos
@@ -156,12 +156,6 @@ def parse_entities(record: dict, where: str) -> list:
 
 # --- one video (runs in a worker) -------------------------------------------------------------------------
 
-def _write_png(path: Path, labels: np.ndarray, palette: list) -> None:
-    image = Image.fromarray(labels)
-    image.putpalette(palette)
-    image.save(path)
-
-
 def process_video(job: dict) -> dict:
     """Decide and write one video's kept actions into pending folders of the stage; return their entries."""
     video, split, stage = job["video"], job["split"], Path(job["stage"])
@@ -252,8 +246,8 @@ def process_video(job: dict) -> dict:
         for ek, data_ in zip(frames, datas):
             png = os.path.splitext(ek)[0] + ".png"
             (folders[0] / ek).write_bytes(image_bytes(ek))
-            _write_png(folders[1] / png, action_mask(data_, objects), job["palette"])
-            _write_png(folders[2] / png, action_weights(data_, objects), job["palette"])
+            actionvos.write_label_png(folders[1] / png, action_mask(data_, objects), job["palette"])
+            actionvos.write_label_png(folders[2] / png, action_weights(data_, objects), job["palette"])
         entries.append({"pending": pending, "entry": {
             "video": video, "start": row["start_frame"], "narration": row["narration"], "verb": row["verb"],
             "verb_class": row["verb_class"], "noun": row["noun"], "noun_class": row["noun_class"],
@@ -326,7 +320,7 @@ def run_split(visor_root, annotations_dir, split: str, mapping: dict, tables: di
             for item in result["entries"]:
                 seq_id = len(entries) + 1
                 entry = dict({"seq_id": seq_id}, **item["entry"])
-                name = "%08d_%s_%s_%s" % (seq_id, entry["video"], entry["verb"], entry["noun"])
+                name = actionvos.sequence_folder(seq_id, entry["video"], entry["verb"], entry["noun"])
                 for tree in (actionvos.IMAGES, actionvos.ANNOTATIONS, actionvos.WEIGHTS):
                     os.rename(stage / tree / split / item["pending"], stage / tree / split / name)
                 entries.append(entry)
@@ -346,16 +340,10 @@ def run_split(visor_root, annotations_dir, split: str, mapping: dict, tables: di
             pool.join()
     path = actionvos.image_set_path(stage, split)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_dumps(entries), encoding="utf-8")  # official format: one line, no trailing newline
+    path.write_text(json.dumps(entries), encoding="utf-8")  # official format: one line, no trailing newline
     return {"split": split, "videos": len(work), "actions": len(entries), "sparse_frames": frames_total,
             "dropped_actions": dict(dropped), "skipped_videos": {k: len(v) for k, v in skipped.items()},
             "mapping_collisions": collisions}
-
-
-def _dumps(data) -> str:
-    import json
-
-    return json.dumps(data)
 
 
 def import_visor(visor_root, annotations_dir, root, splits=SPLITS, jobs: int | None = None,
@@ -381,7 +369,7 @@ def import_visor(visor_root, annotations_dir, root, splits=SPLITS, jobs: int | N
         for split in splits:
             report = run_split(visor_root, annotations_dir, split, mapping, tables, palette, stage, jobs, progress)
             report_file = report_path(stage, split)
-            report_file.write_text(_dumps(report), encoding="utf-8")
+            report_file.write_text(json.dumps(report), encoding="utf-8")
             reports.append(report)
             if on_split_done is not None:
                 on_split_done(report)
