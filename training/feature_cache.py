@@ -23,11 +23,12 @@ the same bytes.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .frame_cache import write_atomically
 
 CACHE_VERSION = 1
 NAMES = ("f4", "f8", "f16", "f32")
@@ -80,11 +81,7 @@ class FeatureCache:
             return None
 
     def _write(self, path: Path, maps: list) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".%s.tmp%d" % (path.name, os.getpid()))
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **{name: m.numpy() for name, m in zip(NAMES, maps)})
-        os.replace(tmp, path)
+        write_atomically(path, lambda handle: np.savez(handle, **{name: m.numpy() for name, m in zip(NAMES, maps)}))
 
     @torch.no_grad()
     def features(self, image_files: list, images: torch.Tensor) -> list:
@@ -134,8 +131,6 @@ def add_prompts_cached(bank, prompts, directory) -> bool:
         return True
     bank.add(prompts)
     features = [bank.features(p) for p in prompts]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".%s.tmp%d" % (path.name, os.getpid()))
-    torch.save({"tokens": torch.stack([t for t, _ in features]), "mask": torch.stack([m for _, m in features])}, tmp)
-    os.replace(tmp, path)
+    stored = {"tokens": torch.stack([t for t, _ in features]), "mask": torch.stack([m for _, m in features])}
+    write_atomically(path, lambda handle: torch.save(stored, handle))
     return False

@@ -22,6 +22,17 @@ import numpy as np
 CACHE_VERSION = 1
 
 
+def write_atomically(path: Path, write) -> None:
+    """write(handle) into a temporary file named for this process, then rename it to `path`: several writers
+    (loader threads, grid jobs) may fill one cache at once and a reader never sees a half-written entry. A
+    killed writer leaves `.NAME.tmpPID` behind; it is never read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".%s.tmp%d" % (path.name, os.getpid()))
+    with open(tmp, "wb") as handle:
+        write(handle)
+    os.replace(tmp, path)
+
+
 class FrameCache:
     def __init__(self, directory, input_hw):
         self.folder = Path(directory) / ("%dx%d-v%d" % (input_hw[0], input_hw[1], CACHE_VERSION))
@@ -50,10 +61,7 @@ class FrameCache:
         image, content_hw = load()
         header = np.zeros(image.shape[1] * image.shape[2], np.uint8)
         header[:4] = np.array(content_hw, "<u2").view(np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".%s.tmp%d" % (path.name, os.getpid()))
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.concatenate([header.reshape(1, *image.shape[1:]), image]))
-        os.replace(tmp, path)
+        write_atomically(path, lambda handle: np.save(handle, np.concatenate([header.reshape(1, *image.shape[1:]),
+                                                                              image])))
         self.misses += 1
         return tuple(content_hw), image

@@ -110,7 +110,7 @@ def load_batch(dataset, indices: list, device, cache=None, collated: dict | None
     """The collated clips on `device`; with a FeatureCache, plus "features": the backbone's maps of the B*T
     frames (read from the cache, or computed and stored), which the model then uses instead of its backbone.
     `collated`: the clips already loaded (by the loader threads, one step ahead)."""
-    batch = collated if collated is not None else collate_clips([dataset[i] for i in indices])
+    batch = collated if collated is not None else collate_indices(dataset, indices)
     batch = {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
     if cache is not None:
         batch["features"] = cache.features(batch["image_files"], batch["images"].flatten(0, 1))
