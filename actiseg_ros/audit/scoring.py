@@ -49,9 +49,15 @@ def flag_score(label_positive: int, positive: float, name_fits: float = 1.0) -> 
     return abs(float(bool(label_positive)) - positive) * name_fits
 
 
-def model_mask_score(inside: float, core: float, band: float) -> float:
+def core_and_band(inside: float, core: float, band: float) -> tuple:
+    """The core and band probabilities a mask is judged by: a mask too thin to erode has no core (nan), its
+    whole mean stands in; no band (nan) reads as the core."""
     core = _nan_to(core, inside)
-    band = _nan_to(band, core)
+    return core, _nan_to(band, core)
+
+
+def model_mask_score(inside: float, core: float, band: float) -> float:
+    core, band = core_and_band(inside, core, band)
     return (core - band) / (core + CORE_FLOOR)
 
 
@@ -108,8 +114,7 @@ def expression_records(segment: str, object_id: int, name: str, label_positive: 
 
 def mask_record(segment: str, frame: str, name: str, label_positive: int, measure, name_wrong: float = 0.0) -> dict:
     """name_wrong: the expression's text score (see mask_score)."""
-    core = _nan_to(measure.core, measure.inside)
-    band = _nan_to(measure.band, core)
+    core, band = core_and_band(measure.inside, measure.core, measure.band)
     score = mask_score(measure.inside, measure.core, measure.band, measure.edge, measure.inner_edge, name_wrong)
     image = image_mask_score(measure.edge, measure.inner_edge)
     if name_wrong > 0.5 and image is not None:
