@@ -350,3 +350,61 @@ def test_diagnostics_count_labelled_foreground_in_each_region():
     assert all(torch.isnan(none[name]) for name in ("fg_in_reliable", "fg_in_uncertain", "head_iou"))
     skipped = pmhm_loss.pmhm_diagnostics(logits, [aux], target, reliable, uncertain, torch.tensor([False]))
     assert torch.isnan(skipped["fg_in_reliable"]) and skipped["head_iou"].item() == 1.0
+
+
+def test_masked_row_quantile_matches_torch_on_the_members():
+    torch.manual_seed(1)
+    values = torch.randn(4, 6, 5)
+    members = torch.rand(4, 6, 5) > 0.4
+    members[3] = False  # a row without members
+    for q in (0.0, 0.2, 0.6, 0.85, 1.0):
+        result = pmhm_loss.masked_row_quantile(values, members, q)
+        for row in range(3):
+            assert result[row] == pytest.approx(torch.quantile(values[row][members[row]], q).item(), abs=1e-6)
+        assert torch.isnan(result[3])
+
+
+def _object_scene():
+    """(1, 24, 24) logits of a confident model: far background saturated (-30), a ring of 2 px around the
+    square less sure (-4), the square's border +2 and its interior +8 (an object learnt, not saturated)."""
+    distance = _square_distance()
+    logits = torch.full_like(distance, -30.0)
+    logits[distance > -2.0] = -4.0
+    logits[distance > 0.0] = 2.0
+    logits[distance > 2.0] = 8.0
+    return logits, distance
+
+
+def test_spec_split_degenerates_on_saturated_background_and_the_variant_does_not():
+    """What the standard grid's PMHM logs showed (docs/robustness/standard/README.md): with most pixels'
+    sigmoids saturated, the spec's tau_h is the saturation margin 0.5, so S is the saturated background and
+    the object is never reliable; the balanced_logit variant puts the object's confident interior in S and
+    keeps the unsure ring around it (where a dilated label lies) out of S."""
+    logits, distance = _object_scene()
+    reliable, uncertain = pmhm_loss.pmhm_regions(logits, [])
+    inside, ring = distance > 0, (distance > -2) & (distance <= 0)
+    assert torch.equal(reliable, distance <= -2)  # S is exactly the saturated background
+    assert uncertain[(distance > 0) & (distance <= 2)].all()
+    reliable_v, _ = pmhm_loss.pmhm_regions_balanced_logit(logits, [])
+    assert reliable_v[distance > 2].all()  # the interior: the object's most confident 40%+
+    assert not reliable_v[ring].any()
+    assert reliable_v[inside].float().mean() >= 0.4
+    # the per-class split without the logit margin keeps S = saturated background (ties at 0.5 in p-space)
+    reliable_b, _ = pmhm_loss.pmhm_regions_balanced(logits, [])
+    assert reliable_b[distance > 2].all()
+    # the logit margin alone: S is the top 40% |logit| over the whole frame, still the background only
+    reliable_l, _ = pmhm_loss.pmhm_regions_logit(logits, [])
+    assert not reliable_l[inside].any()
+
+
+def test_region_variant_is_chosen_by_name_and_unknown_names_fail():
+    from actiseg_ros.training.config import PMHM_REGIONS
+
+    assert PMHM_REGIONS == tuple(pmhm_loss.REGIONS)
+    logits, distance = _object_scene()
+    target = (distance > 0).float()
+    spec = pmhm_loss.pmhm_mask_loss(logits, [logits + 0.1], target, None, 0.5)[1]
+    variant = pmhm_loss.pmhm_mask_loss(logits, [logits + 0.1], target, None, 0.5, regions="balanced_logit")[1]
+    assert spec["fg_in_reliable"] == 0.0 and variant["fg_in_reliable"] > 0.5
+    with pytest.raises(ValueError, match="PMHM regions must be one of"):
+        pmhm_loss.pmhm_mask_loss(logits, [], target, None, 0.5, regions="nope")

@@ -1,12 +1,14 @@
 """Grid definitions of `actiseg robustness`: the shipped quick/full grids, checks of bad grid files, noise
 kinds and levels, --only parsing and cell fingerprints."""
+import json
 from pathlib import Path
 
 import pytest
 
 from actiseg_ros.training.robustness_grid import Cell, GridError, load_grid, noise_kind
 
-GRIDS = Path(__file__).resolve().parents[1] / "training" / "configs" / "grids"
+REPO = Path(__file__).resolve().parents[1]
+GRIDS = REPO / "training" / "configs" / "grids"
 STRATEGIES = {"sce", "gce", "apl", "coteaching", "elr", "npn"}
 
 
@@ -131,13 +133,15 @@ def test_fingerprint_follows_what_determines_the_numbers(tmp_path):
 
 def test_standard_grid_cells_recipe_and_seeds():
     grid = load_grid(GRIDS / "standard.yaml")
-    assert {m.name for m in grid.methods} == {"baseline", "pmhm"} | STRATEGIES
+    assert {m.name for m in grid.methods} == {"baseline", "pmhm", "pmhm_bl"} | STRATEGIES
     assert {n.name: (n.kind, n.text_flip, n.noun_sub, n.mask_dilate) for n in grid.noise} == {
         "clean": ("clean", 0.0, 0.0, None), "flip40": ("flip", 0.4, 0.0, None),
         "sub80": ("substitution", 0.0, 0.8, None), "dilate21": ("dilation", 0.0, 0.0, 21),
         "mixed": ("mixed", 0.4, 0.0, 21)}
     cells = grid.cells()
-    assert len(cells) == 8 * 5 * 2  # two seeds for every method (at least baseline and PMHM: the issue)
+    # two seeds for every method (at least baseline and PMHM: the issue); the PMHM variant pmhm_bl one
+    assert len(cells) == 8 * 5 * 2 + 5
+    assert {c.seed for c in cells if c.method == "pmhm_bl"} == {0}
     assert {c.seed for c in cells if c.method in ("baseline", "pmhm")} == {0, 1}
     assert cells.index(Cell("npn", "mixed", 0)) < cells.index(Cell("baseline", "clean", 1))  # seed-major
     assert grid.data.preset == "default" and grid.data.seed == 1  # not the init model's data (synth seed 0)
@@ -148,13 +152,14 @@ def test_standard_grid_cells_recipe_and_seeds():
         assert config.init_from == "models/default/actiseg_default.pt" and shipped.is_file()
         assert not config.model.backbone_trainable and config.jitter == 0.0 and config.threads == 1
         assert config.model.aux_heads == 1  # the init model's architecture for every method
-        assert config.loss.pmhm == (method.name == "pmhm") and config.loss.pmhm_warmup_epochs == 0
+        assert config.loss.pmhm == (method.name in ("pmhm", "pmhm_bl")) and config.loss.pmhm_warmup_epochs == 0
+        assert config.loss.pmhm_regions == ("balanced_logit" if method.name == "pmhm_bl" else "spec")
         assert config.loss.pmhm_reset_aux  # PMHM's head starts as a copy of the init model's main head
         assert config.loss.strategy == (method.name if method.name in STRATEGIES else "none")
         assert config.val_split == "val" and config.loss.object_mask == 0.0
         assert (config.epochs, config.lr_drop_epochs, config.batch_size, config.frames_per_clip) == (6, [3, 5], 4, 1)
     assert grid.parse_cell("pmhm:dilate21:1") == Cell("pmhm", "dilate21", 1)
-    assert len(load_grid(GRIDS / "standard.yaml", seeds=3).cells()) == 8 * 5 * 3  # --seeds wins over methods'
+    assert len(load_grid(GRIDS / "standard.yaml", seeds=3).cells()) == 9 * 5 * 3  # --seeds wins over methods'
 
 
 def test_standard_grid_cost_estimate():
@@ -175,7 +180,7 @@ def test_standard_grid_cost_estimate():
     assert members == 2 and rows[Cell("coteaching", "clean", 0)][0] == steps < 540
     assert estimate["total_seconds"] == pytest.approx(sum(s for _, s in rows.values()))
     text = format_estimate(estimate, jobs=2)
-    assert "80 cells" in text and "total %.0f s" % estimate["total_seconds"] in text and "--jobs 2" in text
+    assert "85 cells" in text and "total %.0f s" % estimate["total_seconds"] in text and "--jobs 2" in text
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -199,6 +204,23 @@ def test_method_seed_counts(tmp_path):
     assert [c.seed for c in grid.cells()] == [0, 0, 1, 1, 2, 2]
     with pytest.raises(GridError, match="seeds: expected a positive integer"):
         load_grid(write_grid(tmp_path, MINIMAL.replace("baseline: {set:", "baseline: {seeds: 0, set:")))
+
+
+def test_pmhm_regions_at_the_spec_default_keep_the_committed_fingerprints(tmp_path):
+    """loss.pmhm_regions was added while the standard grid ran: at "spec" it leaves a cell's fingerprint as it
+    was (a committed record of the first sitting still matches), a variant changes it."""
+    grid = load_grid(GRIDS / "standard.yaml")
+    record = json.loads((REPO / "docs/robustness/standard/cells/pmhm__clean__seed0.json").read_text())
+    assert grid.fingerprint(Cell("pmhm", "clean", 0)) == record["fingerprint"]
+    assert grid.fingerprint(Cell("pmhm_bl", "clean", 0)) != record["fingerprint"]
+
+
+def test_cells_of_methods(tmp_path):
+    grid = load_grid(GRIDS / "standard.yaml")
+    assert grid.cells_of_methods(["pmhm_bl"]) == [Cell("pmhm_bl", n, 0)
+                                                   for n in ("clean", "flip40", "sub80", "dilate21", "mixed")]
+    with pytest.raises(GridError, match="not method.s. of grid standard"):
+        grid.cells_of_methods(["pmhm", "nope"])
 
 
 def test_the_cache_location_is_not_part_of_the_fingerprint(tmp_path):

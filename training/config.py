@@ -19,6 +19,8 @@ STRATEGIES = ("none", "sce", "gce", "apl", "coteaching", "elr", "npn")
 # Strategies that replace the focal mask term, which PMHM replaces too: the two cannot be combined.
 REPLACE_FOCAL = ("apl", "npn")
 PRECISIONS = ("fp32", "bf16", "fp16")
+# PMHM's split of reliable / uncertain pixels: the spec's, then the named variants (pmhm_loss.REGIONS).
+PMHM_REGIONS = ("spec", "balanced", "logit", "balanced_logit")
 # Strategies that keep per-clip state (or a second model) in one process: no DDP.
 SINGLE_PROCESS = ("coteaching", "elr", "npn")
 
@@ -80,6 +82,9 @@ class LossConfig:
     # Re-copy the auxiliary heads from the main head (+ N(0, 1e-3)) when a run starts (not on resume), as the
     # spec initialises them; without it a run from init_from keeps the file's trained auxiliary heads.
     pmhm_reset_aux: bool = False
+    # How PMHM splits reliable from uncertain pixels: "spec" (spec section 6) or a named variant of
+    # pmhm_loss.REGION_VARIANTS ("balanced": quantiles per predicted class; "logit": margin as |logit|).
+    pmhm_regions: str = "spec"
     # Weight of focal + dice on the ungated object logits against each object's own mask, active or not
     # (objective.object_mask_loss); 0 = the spec's losses only. Needs model.activity_gate.
     object_mask: float = 0.0
@@ -218,6 +223,9 @@ def validate(config: TrainConfig) -> None:
     if config.loss.object_mask > 0 and not config.model.activity_gate:
         raise ValueError("loss.object_mask trains the mask head's logits before the activity gate; it needs "
                          "model.activity_gate: true")
+    if config.loss.pmhm_regions not in PMHM_REGIONS:
+        raise ValueError("loss.pmhm_regions must be one of %s, got %r" % (", ".join(PMHM_REGIONS),
+                                                                         config.loss.pmhm_regions))
     if config.loss.pmhm and config.model.aux_heads < 1:
         raise ValueError("loss.pmhm needs model.aux_heads >= 1 (set loss.pmhm: false for the plain model)")
     if any(s % 32 for s in config.model.input_hw):

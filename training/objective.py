@@ -66,7 +66,8 @@ def mask_loss(rows: dict, config, progress: float, epoch: int) -> tuple:
         from .pmhm_loss import pmhm_mask_loss
 
         total, pmhm_parts = pmhm_mask_loss(rows["logits"], rows["aux"], rows["target"], rows["weight"],
-                                           progress, intermediate_logits_list=rows["layers"])
+                                           progress, intermediate_logits_list=rows["layers"],
+                                           regions=config.loss.pmhm_regions)
         return total, {"pmhm_" + name: value for name, value in pmhm_parts.items()}
     total, parts = losses.base_mask_loss(rows["logits"], rows["target"], rows["weight"])
     if config.loss.deep_supervision:

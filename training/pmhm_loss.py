@@ -83,6 +83,10 @@ def pmhm_regions(main_logits: torch.Tensor, aux_logits_list=()):
     tau_m = per_sample_quantile(margin, MARGIN_LOW_QUANTILE).view(-1, 1, 1)
     tau_e = per_sample_quantile(edge, EDGE_HIGH_QUANTILE).view(-1, 1, 1)
     tau_h = per_sample_quantile(margin, MARGIN_HIGH_QUANTILE).view(-1, 1, 1)
+    return _split(main_logits, aux_logits_list, margin, edge, tau_m, tau_e, tau_h)
+
+
+def _split(main_logits, aux_logits_list, margin, edge, tau_m, tau_e, tau_h):
     uncertain = (margin < tau_m) | (edge > tau_e)
     main_vote = main_logits > 0  # sigmoid(x) > 0.5  <=>  x > 0
     agree = torch.ones_like(main_vote)
@@ -90,6 +94,85 @@ def pmhm_regions(main_logits: torch.Tensor, aux_logits_list=()):
         agree &= (aux_logits > 0) == main_vote
     reliable = agree & (margin >= tau_h)
     return reliable, uncertain
+
+
+# --- named variants of the split (not the paper's method; chosen by loss.pmhm_regions, "spec" is the default) ---
+# Why they exist (docs/robustness/standard/README.md, benchmarks/pmhm_split_probe.py): on this data the spec's
+# per-row quantiles are taken over frames that are >95% confidently predicted background, so tau_h lands at
+# the background's margin and the labelled foreground falls almost entirely in U; focal and dice on S then
+# train background only.
+
+def masked_row_quantile(values: torch.Tensor, members: torch.Tensor, q: float) -> torch.Tensor:
+    """q-quantile of each row of (N, ...) `values` over the elements where `members` (same shape, bool) is
+    True -> (N,), linear interpolation as `per_sample_quantile`; NaN for a row without members (every
+    comparison with it is False, so such a row's pixels of that class join neither region by threshold)."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile must lie in [0, 1], got {q}")
+    flat = values.flatten(1).float()
+    chosen = members.flatten(1)
+    count = chosen.sum(1)
+    ordered, _ = torch.sort(torch.where(chosen, flat, torch.full_like(flat, float("inf"))), dim=1)
+    position = q * (count - 1).clamp(min=0).float()
+    low = position.floor().long()
+    high = torch.minimum(low + 1, (count - 1).clamp(min=0))
+    fraction = position - low.float()
+    low_value = ordered.gather(1, low.unsqueeze(1))[:, 0]
+    high_value = ordered.gather(1, high.unsqueeze(1))[:, 0]
+    result = low_value + (high_value - low_value) * fraction
+    return torch.where(count > 0, result, torch.full_like(result, float("nan")))
+
+
+def _class_thresholds(values: torch.Tensor, vote: torch.Tensor, q: float) -> torch.Tensor:
+    """(N, H, W) map of each pixel's own class's q-quantile (per row, over the pixels of the same vote)."""
+    fg = masked_row_quantile(values, vote, q).view(-1, 1, 1)
+    bg = masked_row_quantile(values, ~vote, q).view(-1, 1, 1)
+    return torch.where(vote, fg, bg)
+
+
+def _variant_regions(main_logits, aux_logits_list, margin_of_logits: bool, per_class: bool):
+    check_mask_shapes(main_logits, *aux_logits_list)
+    prob = torch.sigmoid(main_logits.float())
+    margin = main_logits.float().abs() if margin_of_logits else (prob - 0.5).abs()
+    edge = sobel_magnitude(prob)
+    if per_class:
+        vote = main_logits > 0
+
+        def threshold(values, q):
+            return _class_thresholds(values, vote, q)
+    else:
+        def threshold(values, q):
+            return per_sample_quantile(values, q).view(-1, 1, 1)
+    return _split(main_logits, aux_logits_list, margin, edge, threshold(margin, MARGIN_LOW_QUANTILE),
+                  threshold(edge, EDGE_HIGH_QUANTILE), threshold(margin, MARGIN_HIGH_QUANTILE))
+
+
+@torch.no_grad()
+def pmhm_regions_balanced(main_logits: torch.Tensor, aux_logits_list=()):
+    """Variant "balanced": the spec's three quantile thresholds, taken per row separately over the pixels
+    the main head votes foreground and over those it votes background; each pixel is judged against its
+    own class's thresholds. S then holds the confident 40% of the predicted object as well as of the
+    background, and U each class's least confident 20% and its sharpest-edged 15%. Same shapes as
+    `pmhm_regions`."""
+    return _variant_regions(main_logits, aux_logits_list, margin_of_logits=False, per_class=True)
+
+
+@torch.no_grad()
+def pmhm_regions_logit(main_logits: torch.Tensor, aux_logits_list=()):
+    """Variant "logit": the spec's split with the margin measured as |logit| instead of |p - 0.5|. The
+    quantiles pick the same pixels except where float32 sigmoids saturate (|logit| above ~17 gives
+    p == 0 or 1 exactly, so many pixels tie at margin 0.5 and `M < tau_m` can select fewer than 20%)."""
+    return _variant_regions(main_logits, aux_logits_list, margin_of_logits=True, per_class=False)
+
+
+@torch.no_grad()
+def pmhm_regions_balanced_logit(main_logits: torch.Tensor, aux_logits_list=()):
+    """Variant "balanced_logit": both of the above, per-class quantiles of |logit|."""
+    return _variant_regions(main_logits, aux_logits_list, margin_of_logits=True, per_class=True)
+
+
+REGION_VARIANTS = {"balanced": pmhm_regions_balanced, "logit": pmhm_regions_logit,
+                   "balanced_logit": pmhm_regions_balanced_logit}
+REGIONS = {"spec": pmhm_regions, **REGION_VARIANTS}
 
 
 def tversky_alpha(progress: float, start: float = TVERSKY_ALPHA_START, end: float = TVERSKY_ALPHA_END) -> float:
@@ -105,7 +188,7 @@ def tversky_alpha(progress: float, start: float = TVERSKY_ALPHA_START, end: floa
 
 
 def pmhm_mask_loss(main_logits, aux_logits_list, target, weight, progress: float,
-                   intermediate_logits_list=None, valid=None):
+                   intermediate_logits_list=None, valid=None, regions: str = "spec"):
     """PMHM mask loss (replaces the weighted focal mask loss and the dice loss of the base recipe).
 
     Args:
@@ -116,6 +199,8 @@ def pmhm_mask_loss(main_logits, aux_logits_list, target, weight, progress: float
         progress: fraction of training done in [0, 1] (drives `tversky_alpha`).
         intermediate_logits_list: optional sequence of (N, H, W) main-head logits of earlier decoder layers.
         valid: optional (N,) bool.
+        regions: how S and U are split: "spec" (`pmhm_regions`, spec section 6) or a named variant of
+            REGION_VARIANTS ("balanced", "logit"), which is then not the paper's method.
 
     Returns:
         (total, parts). total = 2 focal_S + 5 dice_S + 0.3 tversky_U + 0.1 head + 0.1 layer, where
@@ -133,7 +218,9 @@ def pmhm_mask_loss(main_logits, aux_logits_list, target, weight, progress: float
     aux_logits_list = list(aux_logits_list)
     intermediate_logits_list = list(intermediate_logits_list or [])
     check_mask_shapes(main_logits, target, weight, *aux_logits_list, *intermediate_logits_list, valid=valid)
-    reliable, uncertain = pmhm_regions(main_logits, aux_logits_list)
+    if regions not in REGIONS:
+        raise ValueError(f"PMHM regions must be one of {sorted(REGIONS)}, got {regions!r}")
+    reliable, uncertain = REGIONS[regions](main_logits, aux_logits_list)
     alpha = tversky_alpha(progress)
     prob = torch.sigmoid(main_logits)
 

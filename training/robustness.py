@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cells run in parallel processes (default 1; each uses the recipe's threads)")
     parser.add_argument("--only", default=None, metavar="METHOD:NOISE:SEED",
                         help="run just this cell, e.g. gce:flip40:0 (use a fresh --out to check reproducibility)")
+    parser.add_argument("--methods", default=None, metavar="NAME[,NAME...]",
+                        help="run only these methods' cells (the tables still cover every finished cell of DIR); "
+                             "e.g. a method added to a grid that is running in another process on the same --out")
     parser.add_argument("--keep-models", action="store_true", help="keep each cell's model.pt (disk: ~15 MB a cell)")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the tables and plots from the finished cells without running anything")
@@ -160,6 +163,8 @@ def main(args) -> int:
     try:
         grid = load_grid(args.grid, args.seeds)
         cells = [grid.parse_cell(args.only)] if args.only else grid.cells()
+        if args.methods:
+            cells = grid.cells_of_methods(args.methods.split(","))
         if args.jobs < 1:
             raise GridError("--jobs must be >= 1, got %d" % args.jobs)
         if args.nice < 0:
@@ -186,6 +191,9 @@ def main(args) -> int:
     except GridError as err:
         print("actiseg robustness: error: %s" % err, file=sys.stderr)
         return 2
+    if args.methods:  # the tables cover the whole grid's finished cells, not just these
+        done = {**finished_records(grid, grid.cells(), args.out), **done}
+        cells = grid.cells()
     records = [done[c] for c in cells if c in done]
     written = report(grid, args.out, records) if records else []
     print("%d of %d cells finished; outputs: %s" % (len(records), len(cells), ", ".join(p.name for p in written)))

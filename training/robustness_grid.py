@@ -165,6 +165,15 @@ class Grid:
             raise GridError("--only %r: the seed must be >= 0" % text)
         return Cell(method, noise, seed)
 
+    def cells_of_methods(self, names) -> list:
+        """The grid's cells of the named methods (GridError for a name that is not one of its methods)."""
+        known = [m.name for m in self.methods]
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise GridError("--methods %s: not method(s) of grid %s (methods: %s)"
+                            % (",".join(unknown) or "''", self.name, known))
+        return [c for c in self.cells() if c.method in names]
+
     def train_config(self, cell: Cell, data_root) -> TrainConfig:
         """The cell's training config: recipe + method overlays, grid and method overrides, data and seed."""
         method = self.method(cell.method)
@@ -180,6 +189,8 @@ class Grid:
         for key, default in (("frame_cache", ""), ("loader_workers", 0), ("precision", "fp32")):
             if config.get(key) == default:  # keys added later: at their defaults, earlier cells keep their hash
                 config.pop(key)
+        if config["loss"].get("pmhm_regions") == "spec":  # added later too
+            config["loss"].pop("pmhm_regions")
         document = {"version": FINGERPRINT_VERSION, "data": self.data.to_json(),
                     "noise": self.noise_setting(cell.noise).to_json(), "seed": cell.seed, "train": config,
                     "eval_split": self.eval_split}
