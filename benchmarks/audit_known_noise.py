@@ -182,7 +182,7 @@ def main() -> int:
     load_after = os.getloadavg()
     document = actionvos.read_json(audit_json)
     rows = measure(document["records"], truth(noisy, flips))
-    speed = {"frames": document["frames"], "audit_seconds": document["seconds"],
+    speed = {"frames": document["frames"], "jobs": document.get("jobs"), "audit_seconds": document["seconds"],
              "frames_per_second": document["frames_per_second"], "stage_seconds": document["stage_seconds"],
              "command_wall_seconds_with_html": round(wall, 1), "cpu": cpu_name(), "cpus": os.cpu_count(),
              "load_average_before": [round(x, 2) for x in load_before],
@@ -195,9 +195,10 @@ def main() -> int:
     actionvos.write_json(args.out / "results.json", results)
     text = table(rows)
     (args.out / "table.md").write_text(
-        "# actiseg audit against known noise\n\n%s\n\nAudit: %d frames at %s frames/s on %s (%d CPUs), load average "
-        "%s before, %s after (1/5/15 min); seconds by stage: %s.\n\nCommands:\n\n```\n%s\n```\n"
-        % (text, speed["frames"], speed["frames_per_second"], speed["cpu"], speed["cpus"],
+        "# actiseg audit against known noise\n\n%s\n\nAudit: %d frames at %s frames/s (%s worker process(es)) on %s "
+        "(%d CPUs), load average %s before, %s after (1/5/15 min); seconds by stage (summed over the workers): "
+        "%s.\n\nCommands:\n\n```\n%s\n```\n"
+        % (text, speed["frames"], speed["frames_per_second"], speed["jobs"], speed["cpu"], speed["cpus"],
            speed["load_average_before"], speed["load_average_after"],
            ", ".join("%s %.1f" % item for item in speed["stage_seconds"].items()), "\n".join(commands)),
         encoding="utf-8")

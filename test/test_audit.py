@@ -194,6 +194,18 @@ def test_flipped_expressions_and_dilated_masks_rank_above_clean_ones(noisy, audi
 
 
 @pytest.mark.slow
+def test_one_process_and_two_workers_give_the_same_records(noisy, audited, tmp_path):
+    """The fixture's audit ran with --jobs 0 (one worker per core; at least two are forced here too)."""
+    document, _out_dir, _result = audited
+    for jobs in ("1", "3"):
+        result = run_actiseg(["audit", "--data", str(noisy), "--json", str(tmp_path / "a.json"), "--jobs", jobs])
+        assert result.returncode == 0, result.stderr
+        other = json.loads((tmp_path / "a.json").read_text())
+        assert other["jobs"] == int(jobs) and other["frames"] == document["frames"]
+        assert other["records"] == document["records"] and other["counts"] == document["counts"]
+
+
+@pytest.mark.slow
 def test_html_report_shows_the_top_suspects_side_by_side(audited):
     document, out_dir, result = audited
     page = (out_dir / "report.html").read_text()
@@ -244,6 +256,8 @@ def test_missing_and_unreadable_files_are_reported_item_by_item_and_the_rest_is_
 @pytest.mark.parametrize("args, fragment", [
     (["--top", "0"], "--top must be at least 1"),
     (["--segments", "0"], "--segments must be at least 1"),
+    (["--jobs", "-1"], "--jobs must be 0 (one per core) or more"),
+    (["--jobs", "2", "--model", "/nonexistent/model"], "cannot open the model in a worker process"),
 ])
 def test_bad_arguments_give_clear_errors(noisy, tmp_path, args, fragment):
     result = run_actiseg(["audit", "--data", str(noisy), "--json", str(tmp_path / "a.json")] + args)

@@ -13,8 +13,11 @@ the labels under audit would have learnt their mistakes (README, "Auditing label
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +50,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--segments", type=int, default=None, metavar="N",
                         help="audit only the first N segments of the split (a quick look at a large one)")
     parser.add_argument("--backend", default="ort-cpu", help="inference backend (see actiseg bench)")
-    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its default)")
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="worker processes, each auditing whole segments with its own model (0: one per CPU "
+                             "core this process may use; 1: no workers)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="ONNX Runtime threads per process (0: its default with --jobs 1, 1 with more jobs)")
 
 
 class Problems:
@@ -61,6 +68,50 @@ class Problems:
         self.items.append({"item": item, "error": error})
         if self.echo:
             tqdm.write("actiseg audit: skipped %s: %s" % (item, error), file=sys.stderr)
+
+    def extend(self, items: list) -> None:
+        """A worker's problems, reported here as its segment comes back."""
+        for entry in items:
+            self.add(entry["item"], entry["error"])
+
+
+class _Frames:
+    """Counts a worker's frames (audit_segment updates a progress bar; the parent's bar is in another process)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def update(self, count: int) -> None:
+        self.n += count
+
+
+# --- worker processes (--jobs): each opens its own predictor once and audits whole segments ---------------
+_worker: dict = {}
+
+
+def _start_worker(data: Path, split: str, model: Path, backend: str, threads: int, max_k: int) -> None:
+    _worker.update(data=data, split=split)
+    try:
+        _worker["predictor"] = open_predictor(model, backend, threads, max_k)
+    except Exception as err:  # noqa: BLE001 - raised again, with its text, by the worker's first task
+        _worker["error"] = "%s: %s" % (type(err).__name__, err)
+
+
+def _audit_in_worker(segment) -> tuple:
+    if "error" in _worker:  # an initializer's exception would only break the pool without saying why
+        raise ValueError("cannot open the model in a worker process: %s" % _worker["error"])
+    problems, timings = Problems(echo=False), {}
+    records, frames = audit_segment(_worker["predictor"], _worker["data"], _worker["split"], segment, problems,
+                                    _Frames(), timings)
+    return records, frames, timings, problems.items
+
+
+def default_jobs() -> int:
+    """One worker per CPU core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def read_frame(data: Path, split: str, segment, frame: str) -> tuple:
@@ -87,7 +138,8 @@ def object_maps(predictor, rgb: np.ndarray) -> tuple:
 def open_predictor(model, backend: str, threads: int, max_k: int):
     from actiseg_ros.inference.predictor import Predictor
 
-    return Predictor(model, backend=backend, threads=threads, max_k=max(1, max_k))
+    # fold_int8_weights: the int8 text encoder runs once per expression, and every expression is a new prompt
+    return Predictor(model, backend=backend, threads=threads, max_k=max(1, max_k), fold_int8_weights=True)
 
 
 def audit_segment(predictor, data: Path, split: str, segment, problems: Problems, progress,
@@ -152,8 +204,14 @@ def audit_segment(predictor, data: Path, split: str, segment, problems: Problems
 
 
 def audit(data, split: str = "train", model=None, backend: str = "ort-cpu", threads: int = 0,
-          max_segments: int | None = None, echo_problems: bool = True, progress_bar: bool = True) -> dict:
-    """Audit one split; returns the JSON document (records sorted by score, problems, speed)."""
+          max_segments: int | None = None, echo_problems: bool = True, progress_bar: bool = True,
+          jobs: int = 1) -> dict:
+    """Audit one split; returns the JSON document (records sorted by score, problems, speed).
+
+    jobs > 1: that many worker processes, each with its own predictor (ONNX Runtime threads: `threads`, or 1
+    when 0), audit whole segments; the records are the same as with one process (they are sorted at the end).
+    Why processes: at batch sizes of one frame, two single-threaded sessions keep two cores busier than one
+    session with two threads (docs/audit/speed.md)."""
     data = Path(data)
     model = Path(model) if model is not None else default_model()
     problems = Problems(echo_problems)
@@ -162,26 +220,44 @@ def audit(data, split: str = "train", model=None, backend: str = "ort-cpu", thre
     for skipped in split_data.skipped:
         problems.add(skipped.path, skipped.reason)
     segments = split_data.segments[:max_segments] if max_segments is not None else split_data.segments
-    predictor = open_predictor(model, backend, threads, max((len(s.objects) for s in segments), default=1))
+    if jobs < 1:
+        raise ValueError("jobs must be at least 1, got %d" % jobs)
+    max_k = max((len(s.objects) for s in segments), default=1)
     records, frames, timings = [], 0, {}
     started = time.perf_counter()
-    try:
-        with tqdm(total=sum(len(s.sparse_frames) for s in segments), desc="audit %s" % split, unit="frame",
-                  disable=not progress_bar) as progress:
-            for segment in segments:
-                segment_records, segment_frames = audit_segment(predictor, data, split, segment, problems, progress,
-                                                                timings)
-                records.extend(segment_records)
-                frames += segment_frames
-    finally:
-        predictor.close()
+    with tqdm(total=sum(len(s.sparse_frames) for s in segments), desc="audit %s" % split, unit="frame",
+              disable=not progress_bar) as progress:
+        if jobs == 1 or len(segments) < 2:
+            predictor = open_predictor(model, backend, threads, max_k)
+            try:
+                for segment in segments:
+                    segment_records, segment_frames = audit_segment(predictor, data, split, segment, problems,
+                                                                    progress, timings)
+                    records.extend(segment_records)
+                    frames += segment_frames
+            finally:
+                predictor.close()
+        else:
+            # fork: the workers start at once and inherit the parsed split; nothing here holds threads yet
+            context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            with ProcessPoolExecutor(min(jobs, len(segments)), mp_context=context, initializer=_start_worker,
+                                     initargs=(data, split, model, backend, threads or 1, max_k)) as pool:
+                for segment, (segment_records, segment_frames, segment_timings, segment_problems) in zip(
+                        segments, pool.map(_audit_in_worker, segments)):
+                    problems.extend(segment_problems)
+                    records.extend(segment_records)
+                    frames += segment_frames
+                    for stage, value in segment_timings.items():  # summed over the workers: CPU-side seconds
+                        timings[stage] = timings.get(stage, 0.0) + value
+                    progress.update(len(segment.sparse_frames))
     seconds = time.perf_counter() - started
     records = scoring.sort_records(records)
-    return {"data": str(data), "split": split, "model": str(model), "backend": backend,
+    return {"data": str(data), "split": split, "model": str(model), "backend": backend, "jobs": jobs,
             "segments": len(segments), "frames": frames, "seconds": round(seconds, 3),
             "frames_per_second": round(frames / seconds, 2) if seconds > 0 else None,
             # where the time went: text = the text encoder, once per expression (segment, object); model = the
-            # segmenter and the maps' resize, once per frame; read = JPEG + PNG; measure = the scores
+            # segmenter and the maps' resize, once per frame; read = JPEG + PNG; measure = the scores (with
+            # several jobs: summed over the workers, so they add up to more than `seconds`)
             "stage_seconds": {stage: round(value, 3) for stage, value in sorted(timings.items())},
             "counts": {kind: sum(1 for r in records if r["kind"] == kind) for kind in scoring.KINDS},
             "problems": problems.items, "records": records}
@@ -194,8 +270,12 @@ def main(args) -> int:
     if args.segments is not None and args.segments < 1:
         print("actiseg audit: error: --segments must be at least 1, got %d" % args.segments, file=sys.stderr)
         return 2
+    if args.jobs < 0:
+        print("actiseg audit: error: --jobs must be 0 (one per core) or more, got %d" % args.jobs, file=sys.stderr)
+        return 2
     try:
-        document = audit(args.data, args.split, args.model, args.backend, args.threads, args.segments)
+        document = audit(args.data, args.split, args.model, args.backend, args.threads, args.segments,
+                         jobs=args.jobs or default_jobs())
     except (actionvos.DatasetError, OSError, ValueError) as err:
         print("actiseg audit: error: %s" % err, file=sys.stderr)
         return 2

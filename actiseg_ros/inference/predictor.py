@@ -86,18 +86,20 @@ class Predictor:
                  threads: int = 0, spin: bool = False, device_id: int = 0, fp16: bool = True, cache_dir=None,
                  max_k: int = 8, prompt_cache_size: int = 64, positive_gate: float | None = None,
                  mask_threshold: float | None = None, check_hashes: bool = True, availability=None,
-                 max_batch: int = 1):
+                 max_batch: int = 1, fold_int8_weights: bool = False):
         """text_backend: the text encoder runs once per prompt change, so by default it stays on the CPU
         (no second TensorRT build, no GPU memory); 'same' uses the segmenter's backend. max_batch: the most
         frames infer_batch() runs in one call on backends whose shape limits are fixed when built (TensorRT);
-        larger batches are split."""
+        larger batches are split. fold_int8_weights: ONNX Runtime dequantizes int8 weights once at load
+        (faster prompts, more memory; OrtOptions)."""
         self.card = load_model_card(model_dir, check_hashes=check_hashes)
         if (self.card.pixel_mean, self.card.pixel_scale) != (PIXEL_MEAN, PIXEL_SCALE):
             raise ModelCardError("%s: normalization mean/scale %s/%s differ from this runtime's %s/%s"
                                  % (self.card.model_dir, self.card.pixel_mean, self.card.pixel_scale,
                                     PIXEL_MEAN, PIXEL_SCALE))
         ort_options = OrtOptions(threads=threads, spin=spin, device_id=device_id, fp16=fp16, cache_dir=cache_dir,
-                                 max_batch=max_batch, max_k=max_k, max_prompts=max_k)
+                                 max_batch=max_batch, max_k=max_k, max_prompts=max_k,
+                                 fold_int8_weights=fold_int8_weights)
         trt_options = TrtOptions(device_id=device_id, fp16=fp16, cache_dir=cache_dir, max_batch=max_batch, max_k=max_k,
                                  max_prompts=max_k)
         self.tokenizer = PromptTokenizer(self.card.tokenizer.path, self.card.max_tokens)
