@@ -125,6 +125,30 @@ def test_shipped_int8_prompt_features_match_the_float_encoder():
     assert np.abs(int8[mask == 0]).max() == 0.0  # padding stays exactly zero
 
 
+def test_int8_weights_dequantized_at_load_give_the_plain_graphs_numbers():
+    """OrtOptions.fold_int8_weights (the audit's setting): ONNX Runtime folds the DequantizeLinear of every
+    weight once, so the features equal the unoptimised graph's up to float32 rounding (other fusions remain);
+    the default fused int8 path differs by far more."""
+    import onnxruntime as ort
+
+    from actiseg_ros.inference.engines.onnxruntime_engine import OrtOptions, OrtTextEngine
+    from actiseg_ros.inference.tokenizer import PromptTokenizer
+
+    card = load_model_card(SHIPPED)
+    ids, mask = PromptTokenizer(card.tokenizer.path, card.max_tokens).encode(PROMPTS)
+    folded = OrtTextEngine(card.text_encoder.path, card.max_tokens, card.text_width,
+                           options=OrtOptions(threads=1, fold_int8_weights=True)).run(ids, mask)
+    fused = OrtTextEngine(card.text_encoder.path, card.max_tokens, card.text_width,
+                          options=OrtOptions(threads=1)).run(ids, mask)
+    plain_options = ort.SessionOptions()
+    plain_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    plain_options.intra_op_num_threads = 1
+    plain = ort.InferenceSession(str(card.text_encoder.path), plain_options, providers=["CPUExecutionProvider"])
+    expected = plain.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    assert np.abs(folded - expected).max() < 1e-4
+    assert 1e-3 < np.abs(fused - expected).max() < 0.2
+
+
 @pytest.fixture
 def model_folder(tmp_path):
     """The shipped card, tokenizer and segmenter without a text encoder."""

@@ -46,9 +46,9 @@ class OrtOptions:
     # Dequantize int8 weights once when the session loads instead of at every run. ONNX Runtime does not
     # constant-fold DequantizeLinear by default (it keeps Q/DQ pairs for its quantized kernels, and with
     # them the shipped int8 text encoder runs a fused kernel whose features differ from the plain graph's by
-    # up to 0.077); "session.disable_quant_qdq" lets it fold them: the plain graph's float32 numbers exactly,
-    # 1.5-1.9x faster for 10 prompts on one core (docs/audit/speed.md), but ~90 MB of float32 weights in
-    # memory instead of 23 MB. The offline audit turns it on; the node keeps the smaller default.
+    # up to 0.077); "session.disable_quant_qdq" lets it fold them: the plain graph's float32 numbers up to
+    # rounding, 1.5-1.9x faster for 10 prompts on one core (docs/audit/speed.md), but ~90 MB of float32
+    # weights in memory instead of 23 MB. The offline audit turns it on; the node keeps the smaller default.
     fold_int8_weights: bool = False
 
 
