@@ -135,6 +135,11 @@ def object_maps(predictor, rgb: np.ndarray) -> tuple:
     return maps, sigmoid(np.asarray(positive_logits, np.float32))
 
 
+def segment_prompts(segment) -> list:
+    """The segment's prompts, one per object id in ascending order (the order of the model's K outputs)."""
+    return [segment.prompt(i) for i in sorted(segment.objects)]
+
+
 def open_predictor(model, backend: str, threads: int, max_k: int):
     from actiseg_ros.inference.predictor import Predictor
 
@@ -153,7 +158,7 @@ def audit_segment(predictor, data: Path, split: str, segment, problems: Problems
         return [], 0
     began = time.perf_counter()
     try:
-        predictor.set_prompts([segment.prompt(i) for i in ids])  # the text encoder: once per expression
+        predictor.set_prompts(segment_prompts(segment))  # the text encoder: once per expression
     except ValueError as err:  # e.g. more objects than the engine takes prompts
         problems.add(segment.name, "cannot prompt its objects: %s" % err)
         progress.update(len(segment.sparse_frames))

@@ -104,7 +104,7 @@ def pictures(document: dict, records: list, model, backend: str, threads: int) -
                 results[index] = (record, None, "segment %s is no longer in the split" % record["segment"])
                 continue
             if current != segment.name:
-                predictor.set_prompts([segment.prompt(i) for i in sorted(segment.objects)])
+                predictor.set_prompts(audit_cli.segment_prompts(segment))
                 current = segment.name
             try:
                 results[index] = (record, record_picture(predictor, data, split, segment, record), None)
