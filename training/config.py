@@ -83,7 +83,8 @@ class LossConfig:
     # spec initialises them; without it a run from init_from keeps the file's trained auxiliary heads.
     pmhm_reset_aux: bool = False
     # How PMHM splits reliable from uncertain pixels: "spec" (spec section 6) or a named variant of
-    # pmhm_loss.REGION_VARIANTS ("balanced": quantiles per predicted class; "logit": margin as |logit|).
+    # pmhm_loss.REGION_VARIANTS ("balanced": quantiles per predicted class; "logit": margin as |logit|;
+    # "balanced_logit": both).
     pmhm_regions: str = "spec"
     # Weight of focal + dice on the ungated object logits against each object's own mask, active or not
     # (objective.object_mask_loss); 0 = the spec's losses only. Needs model.activity_gate.

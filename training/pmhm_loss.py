@@ -97,10 +97,10 @@ def _split(main_logits, aux_logits_list, margin, edge, tau_m, tau_e, tau_h):
 
 
 # --- named variants of the split (not the paper's method; chosen by loss.pmhm_regions, "spec" is the default) ---
-# Why they exist (docs/robustness/standard/README.md, benchmarks/pmhm_split_probe.py): on this data the spec's
-# per-row quantiles are taken over frames that are >95% confidently predicted background, so tau_h lands at
-# the background's margin and the labelled foreground falls almost entirely in U; focal and dice on S then
-# train background only.
+# Why they exist (docs/robustness/standard/pmhm.md, benchmarks/pmhm_split_probe.py): on this data the spec's
+# per-row quantiles are taken over frames whose sigmoids are >95% saturated background, so tau_h is margin 0.5,
+# S is the saturated pixels and the correctly predicted object falls in U; focal and dice on S then train the
+# background, plus whatever labelled foreground the model is sure is background (a dilation band).
 
 def masked_row_quantile(values: torch.Tensor, members: torch.Tensor, q: float) -> torch.Tensor:
     """q-quantile of each row of (N, ...) `values` over the elements where `members` (same shape, bool) is
@@ -200,7 +200,7 @@ def pmhm_mask_loss(main_logits, aux_logits_list, target, weight, progress: float
         intermediate_logits_list: optional sequence of (N, H, W) main-head logits of earlier decoder layers.
         valid: optional (N,) bool.
         regions: how S and U are split: "spec" (`pmhm_regions`, spec section 6) or a named variant of
-            REGION_VARIANTS ("balanced", "logit"), which is then not the paper's method.
+            REGION_VARIANTS ("balanced", "logit", "balanced_logit"), which is then not the paper's method.
 
     Returns:
         (total, parts). total = 2 focal_S + 5 dice_S + 0.3 tversky_U + 0.1 head + 0.1 layer, where
