@@ -230,3 +230,30 @@ def test_the_cache_location_is_not_part_of_the_fingerprint(tmp_path):
     cell = Cell("pmhm", "dilate21", 0)
     assert "feature_cache" not in grid.to_json()["set"]
     assert dataclasses.replace(grid, feature_cache=False).fingerprint(cell) == grid.fingerprint(cell)
+
+
+def test_a_cell_finished_by_another_runner_is_taken_not_retrained(tmp_path):
+    """Two runners on one --out: the second waits on the cell's lock, then returns the first one's record."""
+    import fcntl
+    import threading
+
+    from actiseg_ros.training.robustness_cell import run_cell
+
+    grid = load_grid(write_grid(tmp_path, MINIMAL))
+    cell = Cell("baseline", "clean", 0)
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    (out / "cells").mkdir()
+    record = {"method": "baseline", "noise": "clean", "seed": 0, "fingerprint": grid.fingerprint(cell)}
+    results = []
+    with open(out / "runs" / (cell.id + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other runner is training this cell
+        waiter = threading.Thread(target=lambda: results.append(
+            run_cell(grid, cell, tmp_path / "no_train_data", tmp_path / "no_clean_data", out)))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and not results  # blocked on the lock, not training
+        (out / "cells" / (cell.id + ".json")).write_text(json.dumps(record))
+    waiter.join(10)
+    assert results == [record]
+    assert not (out / "runs" / cell.id).exists()  # nothing was trained

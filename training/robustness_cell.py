@@ -155,7 +155,25 @@ def weights_digest(path) -> str:
 
 def run_cell(grid: Grid, cell: Cell, train_root: Path, clean_root: Path, out_dir, keep_models: bool = False) -> dict:
     """Train (resuming the cell's own checkpoint if any), predict the clean evaluation split, score it.
-    Writes and returns the cell record. The inner tools' output goes to runs/<cell>/cell.log."""
+    Writes and returns the cell record. The inner tools' output goes to runs/<cell>/cell.log.
+
+    Two runners on one output folder (`--methods` or `--only` beside a running grid) may reach the same cell:
+    an exclusive lock (runs/<cell>.lock) makes the second wait for the first and return its record, instead
+    of training in the same folder at the same time."""
+    import fcntl
+
+    runs = cell_paths(out_dir, cell)["run"].parent
+    runs.mkdir(parents=True, exist_ok=True)
+    with open(runs / (cell.id + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        finished = read_result(out_dir, cell)
+        if finished is not None and finished.get("fingerprint") == grid.fingerprint(cell):
+            print("cell %s was finished by another runner meanwhile" % cell.id, file=sys.stderr)
+            return finished
+        return _train_and_score(grid, cell, train_root, clean_root, out_dir, keep_models)
+
+
+def _train_and_score(grid: Grid, cell: Cell, train_root: Path, clean_root: Path, out_dir, keep_models: bool) -> dict:
     from .train import train
 
     paths = cell_paths(out_dir, cell)
