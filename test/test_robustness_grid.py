@@ -139,9 +139,8 @@ def test_standard_grid_cells_recipe_and_seeds():
         "sub80": ("substitution", 0.0, 0.8, None), "dilate21": ("dilation", 0.0, 0.0, 21),
         "mixed": ("mixed", 0.4, 0.0, 21)}
     cells = grid.cells()
-    # two seeds for every method (at least baseline and PMHM: the issue); the PMHM variant pmhm_bl one
-    assert len(cells) == 8 * 5 * 2 + 5
-    assert {c.seed for c in cells if c.method == "pmhm_bl"} == {0}
+    # two seeds for every method (at least baseline and PMHM: the issue), the PMHM variant pmhm_bl included
+    assert len(cells) == 9 * 5 * 2
     assert {c.seed for c in cells if c.method in ("baseline", "pmhm")} == {0, 1}
     assert cells.index(Cell("npn", "mixed", 0)) < cells.index(Cell("baseline", "clean", 1))  # seed-major
     assert grid.data.preset == "default" and grid.data.seed == 1  # not the init model's data (synth seed 0)
@@ -180,7 +179,7 @@ def test_standard_grid_cost_estimate():
     assert members == 2 and rows[Cell("coteaching", "clean", 0)][0] == steps < 540
     assert estimate["total_seconds"] == pytest.approx(sum(s for _, s in rows.values()))
     text = format_estimate(estimate, jobs=2)
-    assert "85 cells" in text and "total %.0f s" % estimate["total_seconds"] in text and "--jobs 2" in text
+    assert "90 cells" in text and "total %.0f s" % estimate["total_seconds"] in text and "--jobs 2" in text
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -217,7 +216,7 @@ def test_pmhm_regions_at_the_spec_default_keep_the_committed_fingerprints(tmp_pa
 
 def test_cells_of_methods(tmp_path):
     grid = load_grid(GRIDS / "standard.yaml")
-    assert grid.cells_of_methods(["pmhm_bl"]) == [Cell("pmhm_bl", n, 0)
+    assert grid.cells_of_methods(["pmhm_bl"]) == [Cell("pmhm_bl", n, s) for s in (0, 1)
                                                    for n in ("clean", "flip40", "sub80", "dilate21", "mixed")]
     with pytest.raises(GridError, match="not method.s. of grid standard"):
         grid.cells_of_methods(["pmhm", "nope"])
