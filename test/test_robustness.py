@@ -181,3 +181,14 @@ def test_cached_grid_prints_its_cost_and_shares_one_feature_cache(tmp_path, caps
     assert plain["fingerprint"] == fingerprint
     cached = json.loads((out / "cells" / "baseline__clean__seed0.json").read_text())
     assert plain["weights_sha256"] == cached["weights_sha256"]  # the cache changes nothing in the result
+
+
+def test_methods_and_only_cannot_be_combined_and_unknown_methods_are_named(tmp_path, capsys):
+    grid = tmp_path / "micro.yaml"
+    grid.write_text(MICRO)
+    assert run_main("--grid", grid, "--out", tmp_path / "out", "--methods", "baseline", "--only",
+                    "baseline:clean:0") == 2
+    assert "--only and --methods" in capsys.readouterr().err
+    assert run_main("--grid", grid, "--out", tmp_path / "out", "--methods", "baseline,nope") == 2
+    assert "--methods nope: not method(s) of grid" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything was written

@@ -164,6 +164,8 @@ def main(args) -> int:
         grid = load_grid(args.grid, args.seeds)
         cells = [grid.parse_cell(args.only)] if args.only else grid.cells()
         if args.methods:
+            if args.only:
+                raise GridError("--only and --methods choose cells each; give one of them")
             cells = grid.cells_of_methods(args.methods.split(","))
         if args.jobs < 1:
             raise GridError("--jobs must be >= 1, got %d" % args.jobs)
