@@ -76,19 +76,27 @@ def pmhm_regions(main_logits: torch.Tensor, aux_logits_list=()):
         & (M >= tau_h). Without auxiliary heads the vote always agrees and S = (M >= tau_h).
         S and U can overlap (an edge pixel with a high margin).
     """
+    return _regions(main_logits, aux_logits_list, margin_of_logits=False, per_class=False)
+
+
+def _regions(main_logits, aux_logits_list, margin_of_logits: bool, per_class: bool):
+    """The spec's split (both flags False) or a named variant: the margin as |logit| instead of |p - 0.5|,
+    and/or the three quantiles taken per predicted class instead of per row."""
     check_mask_shapes(main_logits, *aux_logits_list)
     prob = torch.sigmoid(main_logits.float())
-    margin = (prob - 0.5).abs()
+    margin = main_logits.float().abs() if margin_of_logits else (prob - 0.5).abs()
     edge = sobel_magnitude(prob)
-    tau_m = per_sample_quantile(margin, MARGIN_LOW_QUANTILE).view(-1, 1, 1)
-    tau_e = per_sample_quantile(edge, EDGE_HIGH_QUANTILE).view(-1, 1, 1)
-    tau_h = per_sample_quantile(margin, MARGIN_HIGH_QUANTILE).view(-1, 1, 1)
-    return _split(main_logits, aux_logits_list, margin, edge, tau_m, tau_e, tau_h)
-
-
-def _split(main_logits, aux_logits_list, margin, edge, tau_m, tau_e, tau_h):
-    uncertain = (margin < tau_m) | (edge > tau_e)
     main_vote = main_logits > 0  # sigmoid(x) > 0.5  <=>  x > 0
+    if per_class:
+        def threshold(values, q):
+            return _class_thresholds(values, main_vote, q)
+    else:
+        def threshold(values, q):
+            return per_sample_quantile(values, q).view(-1, 1, 1)
+    tau_m = threshold(margin, MARGIN_LOW_QUANTILE)
+    tau_e = threshold(edge, EDGE_HIGH_QUANTILE)
+    tau_h = threshold(margin, MARGIN_HIGH_QUANTILE)
+    uncertain = (margin < tau_m) | (edge > tau_e)
     agree = torch.ones_like(main_vote)
     for aux_logits in aux_logits_list:
         agree &= (aux_logits > 0) == main_vote
@@ -129,23 +137,6 @@ def _class_thresholds(values: torch.Tensor, vote: torch.Tensor, q: float) -> tor
     return torch.where(vote, fg, bg)
 
 
-def _variant_regions(main_logits, aux_logits_list, margin_of_logits: bool, per_class: bool):
-    check_mask_shapes(main_logits, *aux_logits_list)
-    prob = torch.sigmoid(main_logits.float())
-    margin = main_logits.float().abs() if margin_of_logits else (prob - 0.5).abs()
-    edge = sobel_magnitude(prob)
-    if per_class:
-        vote = main_logits > 0
-
-        def threshold(values, q):
-            return _class_thresholds(values, vote, q)
-    else:
-        def threshold(values, q):
-            return per_sample_quantile(values, q).view(-1, 1, 1)
-    return _split(main_logits, aux_logits_list, margin, edge, threshold(margin, MARGIN_LOW_QUANTILE),
-                  threshold(edge, EDGE_HIGH_QUANTILE), threshold(margin, MARGIN_HIGH_QUANTILE))
-
-
 @torch.no_grad()
 def pmhm_regions_balanced(main_logits: torch.Tensor, aux_logits_list=()):
     """Variant "balanced": the spec's three quantile thresholds, taken per row separately over the pixels
@@ -153,7 +144,7 @@ def pmhm_regions_balanced(main_logits: torch.Tensor, aux_logits_list=()):
     own class's thresholds. S then holds the confident 40% of the predicted object as well as of the
     background, and U each class's least confident 20% and its sharpest-edged 15%. Same shapes as
     `pmhm_regions`."""
-    return _variant_regions(main_logits, aux_logits_list, margin_of_logits=False, per_class=True)
+    return _regions(main_logits, aux_logits_list, margin_of_logits=False, per_class=True)
 
 
 @torch.no_grad()
@@ -161,13 +152,13 @@ def pmhm_regions_logit(main_logits: torch.Tensor, aux_logits_list=()):
     """Variant "logit": the spec's split with the margin measured as |logit| instead of |p - 0.5|. The
     quantiles pick the same pixels except where float32 sigmoids saturate (|logit| above ~17 gives
     p == 0 or 1 exactly, so many pixels tie at margin 0.5 and `M < tau_m` can select fewer than 20%)."""
-    return _variant_regions(main_logits, aux_logits_list, margin_of_logits=True, per_class=False)
+    return _regions(main_logits, aux_logits_list, margin_of_logits=True, per_class=False)
 
 
 @torch.no_grad()
 def pmhm_regions_balanced_logit(main_logits: torch.Tensor, aux_logits_list=()):
     """Variant "balanced_logit": both of the above, per-class quantiles of |logit|."""
-    return _variant_regions(main_logits, aux_logits_list, margin_of_logits=True, per_class=True)
+    return _regions(main_logits, aux_logits_list, margin_of_logits=True, per_class=True)
 
 
 REGION_VARIANTS = {"balanced": pmhm_regions_balanced, "logit": pmhm_regions_logit,
