@@ -75,16 +75,6 @@ class Problems:
             self.add(entry["item"], entry["error"])
 
 
-class _Frames:
-    """Counts a worker's frames (audit_segment updates a progress bar; the parent's bar is in another process)."""
-
-    def __init__(self):
-        self.n = 0
-
-    def update(self, count: int) -> None:
-        self.n += count
-
-
 # --- worker processes (--jobs): each opens its own predictor once and audits whole segments ---------------
 _worker: dict = {}
 
@@ -101,8 +91,9 @@ def _audit_in_worker(segment) -> tuple:
     if "error" in _worker:  # an initializer's exception would only break the pool without saying why
         raise ValueError("cannot open the model in a worker process: %s" % _worker["error"])
     problems, timings = Problems(echo=False), {}
+    # the parent's progress bar counts each segment as it comes back; the worker's own bar stays silent
     records, frames = audit_segment(_worker["predictor"], _worker["data"], _worker["split"], segment, problems,
-                                    _Frames(), timings)
+                                    tqdm(disable=True), timings)
     return records, frames, timings, problems.items
 
 
