@@ -36,7 +36,9 @@ def probe(config, batches: int, clean_config=None) -> dict:
     from actiseg_ros.training.data import epoch_order, training_clips
     from actiseg_ros.training.feature_cache import FeatureCache
     from actiseg_ros.training.objective import downsample, flatten_batch, valid_rows
-    from actiseg_ros.training.pmhm_loss import REGION_VARIANTS, pmhm_regions
+    from actiseg_ros.training.losses import sobel_magnitude
+    from actiseg_ros.training.pmhm_loss import (EDGE_HIGH_QUANTILE, MARGIN_HIGH_QUANTILE, MARGIN_LOW_QUANTILE,
+                                                REGION_VARIANTS, per_sample_quantile, pmhm_regions)
     from actiseg_ros.training.train import build_member, load_batch, make_forward
 
     torch.manual_seed(config.seed)
@@ -104,13 +106,10 @@ def probe(config, batches: int, clean_config=None) -> dict:
                     add("noise_pixels", noise.sum())
                     add("true_fg_pixels", true_fg.sum())
         # Why the spec's U holds the foreground: the margin criterion, the edge criterion, or both.
-        from actiseg_ros.training.losses import sobel_magnitude
-        from actiseg_ros.training.pmhm_loss import EDGE_HIGH_QUANTILE, MARGIN_HIGH_QUANTILE, MARGIN_LOW_QUANTILE
-        from actiseg_ros.training.pmhm_loss import per_sample_quantile
         tau_m = per_sample_quantile(margin, MARGIN_LOW_QUANTILE).view(-1, 1, 1)
         tau_h = per_sample_quantile(margin, MARGIN_HIGH_QUANTILE).view(-1, 1, 1)
-        tau_e = per_sample_quantile(sobel_magnitude(prob), EDGE_HIGH_QUANTILE).view(-1, 1, 1)
-        edge = sobel_magnitude(prob) > tau_e
+        edge_map = sobel_magnitude(prob)
+        edge = edge_map > per_sample_quantile(edge_map, EDGE_HIGH_QUANTILE).view(-1, 1, 1)
         low = margin < tau_m
         add("fg_low_margin", (fg & low).sum())
         add("fg_high_edge", (fg & edge).sum())
