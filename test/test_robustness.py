@@ -165,6 +165,11 @@ def test_cached_grid_prints_its_cost_and_shares_one_feature_cache(tmp_path, caps
     assert "total %.0f s" % total in capsys.readouterr().out
     estimate = [e for e in events(out) if e["event"] == "estimate"]
     assert len(estimate) == 1 and estimate[0]["seconds"] == round(total)
+    # with jobs the grid queues every cell at once; each cell's start is logged by the job that runs it
+    kinds = {(e["event"], e.get("cell")): e for e in events(out)}
+    for name in ("baseline__clean__seed0", "baseline__dilate__seed0"):
+        assert ("cell_queued", name) in kinds and ("cell_done", name) in kinds
+        assert kinds[("cell_start", name)]["pid"] != os.getpid()
     frames = list((out / "feature_cache").rglob("*.npz"))
     # dilation leaves the prompts as they are: both cells use one prompt bank
     assert frames and len(list((out / "feature_cache").glob("prompts-*.pt"))) == 1

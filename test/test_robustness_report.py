@@ -8,8 +8,8 @@ import pytest
 
 from actiseg_ros.training.robustness_grid import METRICS
 from actiseg_ros.training.robustness_report import (cells_csv, degradation_figure, degradation_series, markdown_table,
-                                                    mean_std, summarise, tradeoff_figure, tradeoff_points,
-                                                    write_outputs)
+                                                    mean_std, paired_differences, paired_table, summarise,
+                                                    tradeoff_figure, tradeoff_points, write_outputs)
 
 pytestmark = pytest.mark.slow  # full synthetic generations or command-line subprocesses
 
@@ -69,6 +69,23 @@ def test_markdown_table_layout_and_values():
     assert "### n-mIoU (lower is better)" in lines
 
 
+
+def test_paired_differences_pair_each_seed_with_the_baselines_same_seed():
+    records = RECORDS + [record("sce", "flip40", 2, 0.9)]  # the baseline has no seed 2: no pair
+    pairs = paired_differences(records)
+    assert set(pairs) == {("pmhm", "clean"), ("pmhm", "dil15")}
+    assert [(s, round(d, 6)) for s, d in pairs[("pmhm", "dil15")]["gIoU"]] == [(0, 0.08), (1, 0.08)]
+    assert [(s, round(d, 6)) for s, d in pairs[("pmhm", "dil15")]["p_mIoU"]] == [(0, 0.2), (1, 0.0)]
+    assert [(s, round(d, 6)) for s, d in pairs[("pmhm", "clean")]["gIoU"]] == [(0, 0.02), (1, -0.02)]
+    text = paired_table(records, methods=["baseline", "pmhm", "sce"], noises=["clean", "flip40", "dil15"])
+    lines = text.splitlines()
+    giou = lines.index("### gIoU, method - baseline")
+    assert lines[giou + 2] == "| method | clean | flip40 | dil15 |"
+    assert lines[giou + 4] == "| pmhm | +0.0 (+2.0, -2.0) | – | +8.0 (+8.0, +8.0) |"
+    assert lines[giou + 5] == "| sce | – | – | – |"
+    assert "| pmhm | +0.0 (+0.0, +0.0) | – | +10.0 (+20.0, +0.0) |" in lines  # p-mIoU
+    assert paired_table([record("baseline", "clean", 0, 0.7)]) == ""  # nothing to pair
+
 def test_degradation_series_start_at_clean():
     summary = summarise(RECORDS)
     series = degradation_series(summary, "gIoU")
@@ -119,6 +136,7 @@ def test_write_outputs(tmp_path):
     assert sorted(p.name for p in written) == sorted(
         ["cells.csv", "cells.json", "summary.json", "table.md", "degradation.png", "tradeoff.png"])
     assert json.loads((tmp_path / "summary.json").read_text())["summary"][0]["method"] == "pmhm"
-    assert (tmp_path / "table.md").read_text().startswith("# Robustness grid `hand`")
+    table = (tmp_path / "table.md").read_text()
+    assert table.startswith("# Robustness grid `hand`") and "### gIoU, method - baseline" in table
     assert (tmp_path / "degradation.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(tmp_path.glob(".*tmp*"))

@@ -58,6 +58,34 @@ def test_loader_threads_give_the_same_training(tiny_data, tmp_path):
     assert len(runs[0]) == 4 and runs[2] == runs[0]
 
 
+
+def test_a_step_that_raises_leaves_no_loader_threads_and_the_log_complete(tiny_data, tmp_path, monkeypatch):
+    """A failing step (here the third optimizer update) ends the loader threads and closes the log with the
+    rows written so far, so a long-lived process (a grid's worker) goes on without leftovers."""
+    import threading
+
+    import actiseg_ros.training.train as train_module
+
+    real_update, calls = train_module.update, []
+
+    def failing_update(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("step failed on purpose")
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "update", failing_update)
+    before = {t.ident for t in threading.enumerate()}  # (tqdm's own monitor thread is a daemon; not counted)
+    out = tmp_path / "failing"
+    # the traceback stays alive here, as in a caller that keeps or reports it: nothing may rely on the
+    # garbage collector to end the threads
+    with pytest.raises(RuntimeError, match="step failed on purpose") as failure:
+        train(tiny_config(tiny_data, max_steps=4, loader_workers=2, log_every=1), out, log=lambda *_: None)
+    assert failure.traceback
+    leftover = [t.name for t in threading.enumerate() if t.ident not in before and not t.daemon]
+    assert leftover == []
+    assert [r["step"] for r in log_rows(out)] == ["1", "2"]
+
 def test_frame_cache_is_built_on_first_use_and_then_read(tiny_data, tmp_path):
     cache_dir = tmp_path / "frames"
     plain = SegmentClips(tiny_data, "train", (64, 96), frames_per_clip=2)

@@ -29,22 +29,19 @@ the grid's numbers for that cell exactly.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .robustness_cell import (prepare_clean_data, prepare_noisy_data, read_result, run_cell_task,
+from .robustness_cell import (LOG, EventLog, prepare_clean_data, prepare_noisy_data, read_result, run_cell_task,
                               train_segment_count)
 from .robustness_grid import Grid, GridError, estimate_cost, format_estimate, load_grid
 from .robustness_report import write_outputs
 
-LOG = "log.jsonl"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,21 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nice", type=int, default=0, metavar="N",
                         help="lower this process's priority by N (os.nice) before anything runs; the cells' worker "
                              "processes inherit it (default 0)")
-
-
-class EventLog:
-    """DIR/log.jsonl: one JSON object per line, appended and flushed at once (a kill loses nothing)."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(path, "a", encoding="utf-8")
-
-    def __call__(self, event: str, **fields) -> None:
-        self.handle.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "event": event, **fields}) + "\n")
-        self.handle.flush()
-
-    def close(self) -> None:
-        self.handle.close()
 
 
 def finished_records(grid: Grid, cells: list, out_dir: Path) -> dict:
@@ -141,7 +123,6 @@ def run_grid(grid: Grid, out_dir: Path, cells: list, jobs: int = 1, keep_models:
 
         if jobs <= 1:
             for task in tasks:
-                log("cell_start", cell=task[1].id)
                 progress.set_postfix(running=task[1].id, failed=len(failed))
                 finish(*run_cell_task(task))
         else:
@@ -149,7 +130,7 @@ def run_grid(grid: Grid, out_dir: Path, cells: list, jobs: int = 1, keep_models:
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = []
                 for task in tasks:
-                    log("cell_start", cell=task[1].id)
+                    log("cell_queued", cell=task[1].id)  # "cell_start" comes from the worker, when it begins
                     futures.append(pool.submit(run_cell_task, task))
                 for future in as_completed(futures):
                     finish(*future.result())

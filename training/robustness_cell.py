@@ -153,6 +153,24 @@ def weights_digest(path) -> str:
     return digest.hexdigest()[:16]
 
 
+LOG = "log.jsonl"  # OUT/log.jsonl: the grid's event log
+
+
+class EventLog:
+    """DIR/log.jsonl: one JSON object per line, appended and flushed at once (a kill loses nothing)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(path, "a", encoding="utf-8")
+
+    def __call__(self, event: str, **fields) -> None:
+        self.handle.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "event": event, **fields}) + "\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
 def run_cell(grid: Grid, cell: Cell, train_root: Path, clean_root: Path, out_dir, keep_models: bool = False) -> dict:
     """Train (resuming the cell's own checkpoint if any), predict the clean evaluation split, score it.
     Writes and returns the cell record. The inner tools' output goes to runs/<cell>/cell.log.
@@ -167,19 +185,24 @@ def run_cell(grid: Grid, cell: Cell, train_root: Path, clean_root: Path, out_dir
     with open(runs / (cell.id + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
         finished = read_result(out_dir, cell)
-        if finished is not None and finished.get("fingerprint") == grid.fingerprint(cell):
+        fingerprint = grid.fingerprint(cell)
+        if finished is not None and finished.get("fingerprint") == fingerprint:
             print("cell %s was finished by another runner meanwhile" % cell.id, file=sys.stderr)
             return finished
-        return _train_and_score(grid, cell, train_root, clean_root, out_dir, keep_models)
+        # one short line appended and flushed: the jobs' and the grid's events do not interleave within a line
+        event_log = EventLog(Path(out_dir) / LOG)
+        event_log("cell_start", cell=cell.id, pid=os.getpid())
+        event_log.close()
+        return _train_and_score(grid, cell, fingerprint, train_root, clean_root, out_dir, keep_models)
 
 
-def _train_and_score(grid: Grid, cell: Cell, train_root: Path, clean_root: Path, out_dir, keep_models: bool) -> dict:
+def _train_and_score(grid: Grid, cell: Cell, fingerprint: str, train_root: Path, clean_root: Path, out_dir,
+                     keep_models: bool) -> dict:
     from .train import train
 
     paths = cell_paths(out_dir, cell)
     run_dir = paths["run"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = grid.fingerprint(cell)
     marker = run_dir / "fingerprint.txt"
     if marker.is_file() and marker.read_text().strip() != fingerprint:
         shutil.rmtree(run_dir)  # unfinished work of another grid definition: its checkpoint must not be resumed

@@ -1,5 +1,6 @@
 """Robustness grid results: cell records -> per (method, noise) mean and std over seeds, a Markdown table,
-degradation curves and the foreground-background trade-off plots.
+the differences from the baseline paired by seed, degradation curves and the foreground-background
+trade-off plots.
 
 A cell record is the dict robustness_cell.run_cell writes (method, noise, noise_kind, noise_level, seed, the
 six metrics as fractions in [0, 1] or None, wall_seconds, ...). Everything here except `write_outputs` is a
@@ -88,6 +89,61 @@ def markdown_table(summary: list, methods=None, noises=None) -> str:
                 "–" if row is None else _percent(row[metric], row[metric + "_std"]) for row in values) + " |")
     return "\n".join(lines) + "\n"
 
+
+
+PAIRED_METRICS = ("p_mIoU", "gIoU")  # the paper's headline metrics; the difference tables cover these
+
+
+def paired_differences(records: list, reference: str = "baseline", metrics=PAIRED_METRICS) -> dict:
+    """{(method, noise): {metric: [(seed, method - reference), ...] by seed}} for every other method's cell
+    whose seed the reference also ran under the same noise. A cell's seed is its noise draw and its training
+    seed, so a pair shares the noisy labels and the data order: the difference is the method's own effect,
+    free of the noise draw's (which moves both)."""
+    by_cell = {(r["method"], r["noise"], r["seed"]): r for r in records}
+    pairs: dict = {}
+    for (method, noise, seed), record in sorted(by_cell.items(), key=lambda item: item[0][2]):
+        other = by_cell.get((reference, noise, seed))
+        if method == reference or other is None:
+            continue
+        entry = pairs.setdefault((method, noise), {m: [] for m in metrics})
+        for metric in metrics:
+            if record[metric] is not None and other[metric] is not None:
+                entry[metric].append((seed, record[metric] - other[metric]))
+    return pairs
+
+
+def _points(difference: float) -> str:
+    """A signed difference of fractions in percentage points; one that rounds to zero reads +0.0, not -0.0."""
+    return "%+.1f" % (round(100.0 * difference, 1) + 0.0)
+
+
+def paired_table(records: list, reference: str = "baseline", methods=None, noises=None,
+                 metrics=PAIRED_METRICS) -> str:
+    """Per metric, methods x noise settings: mean difference from the reference over the shared seeds and,
+    in brackets, each seed's own, in percentage points (one decimal, signed)."""
+    pairs = paired_differences(records, reference, metrics)
+    if not pairs:
+        return ""
+    method_names = [m for m in _order([r["method"] for r in records], methods) if m != reference]
+    noise_names = _order([r["noise"] for r in records], noises)
+    lines = ["Difference from `%s` on the same seed (same noisy labels, same data order), in percentage points: "
+             "the mean over the seeds both ran, each seed's own in brackets." % reference]
+    for metric in metrics:
+        lines += ["", "### %s, method - %s" % (METRIC_LABELS[metric], reference), "",
+                  "| method | " + " | ".join(noise_names) + " |", "|---|" + "---|" * len(noise_names)]
+        for method in method_names:
+            texts = []
+            for noise in noise_names:
+                diffs = [d for _, d in pairs.get((method, noise), {}).get(metric, [])]
+                if not diffs:
+                    texts.append("–")
+                    continue
+                text = _points(sum(diffs) / len(diffs))
+                if len(diffs) > 1:
+                    text += " (%s)" % ", ".join(_points(d) for d in diffs)
+                texts.append(text)
+            lines.append("| %s | " % method + " | ".join(texts) + " |")
+    return "\n".join(lines) + "\n"
 
 def degradation_series(summary: list, metric: str, methods=None) -> dict:
     """{noise kind: {method: [(level, mean, std), ...] by level}}; each curve starts at the method's clean
@@ -220,7 +276,8 @@ def write_outputs(out_dir, records: list, grid_document: dict, methods=None, noi
                                                  "summary": summary})
     written += [out_dir / "cells.json", out_dir / "summary.json"]
     header = "# Robustness grid `%s`\n\n%s\n\n" % (grid_document.get("name", ""), grid_document.get("description", ""))
-    write_text("table.md", header + markdown_table(summary, methods, noises))
+    paired = paired_table(records, methods=methods, noises=noises)
+    write_text("table.md", header + markdown_table(summary, methods, noises) + ("\n" + paired if paired else ""))
     if plots and records:
         for name, figure in (("degradation.png", degradation_figure(summary, methods=methods)),
                              ("tradeoff.png", tradeoff_figure(summary, methods, noises))):

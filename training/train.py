@@ -183,8 +183,6 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
         raise TrainSetupError("precision fp16 needs a CUDA device (its gradient scaler is CUDA's); on a CPU use "
                               "precision bf16 or fp32")
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
-    pool = ThreadPoolExecutor(config.loader_workers) if config.loader_workers > 0 else None
-    ahead = ThreadPoolExecutor(1) if pool is not None else None  # fills the next step's batch from the pool
 
     dataset = training_clips(config)
     for skipped in dataset.skipped:
@@ -237,64 +235,66 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> Path
 
     out_dir.mkdir(parents=True, exist_ok=True)
     log_file = out_dir / "train_log.csv"
-    writer_handle = open(log_file, "a", newline="") if rank == 0 else None
-    writer = csv.writer(writer_handle) if writer_handle else None
-    if writer and step == 0:
-        writer.writerow(["step", "epoch", "lr", "total", "mask", "positive", "object", "seconds"]
-                        + ["pmhm_" + name for name in PMHM_LOG_COLUMNS])
+    # the loaders' threads, the log file and the progress bar end with the loop, also when a step raises
+    with contextlib.ExitStack() as resources:
+        pool = (resources.enter_context(ThreadPoolExecutor(config.loader_workers))
+                if config.loader_workers > 0 else None)
+        # fills the next step's batch from the pool
+        ahead = resources.enter_context(ThreadPoolExecutor(1)) if pool is not None else None
+        writer_handle = resources.enter_context(open(log_file, "a", newline="")) if rank == 0 else None
+        writer = csv.writer(writer_handle) if writer_handle else None
+        if writer and step == 0:
+            writer.writerow(["step", "epoch", "lr", "total", "mask", "positive", "object", "seconds"]
+                            + ["pmhm_" + name for name in PMHM_LOG_COLUMNS])
 
-    total_steps = schedule.total_steps
-    progress_bar = tqdm(total=total_steps, initial=step, desc="train", disable=rank != 0, dynamic_ncols=True)
-    for member in members:
-        member.model.train()
-    started = time.monotonic()
-    upcoming = None  # (indices, future) of the next step's batch, being loaded while this step computes
-    while step < total_steps:
-        epoch, step_in_epoch = schedule.locate(step)
-        dataset.set_epoch(epoch)
-        order = epoch_order(len(dataset), config.seed, epoch, rank, world)
-        context = StepContext(progress=step / max(1, total_steps - 1), epoch=epoch, step=step)
-        if config.loss.pmhm and step_in_epoch == 0 and epoch == config.loss.pmhm_warmup_epochs > 0:
-            for member in members:  # PMHM starts now: its auxiliary heads become copies of the trained main head
-                segmenter = member.model.segmenter
-                segmenter.aux_heads.reset_from(segmenter.decoder.mask_head)
-        logged = None  # the first model's loss parts
-        planned = strategy.batches(epoch, step_in_epoch, order, config.batch_size, score)
-        prefetched = upcoming or (None, None)
-        upcoming = None
-        if ahead is not None and strategy.members == 1 and step + 1 < total_steps:
-            next_epoch, next_in_epoch = schedule.locate(step + 1)
-            if next_epoch == epoch:  # same epoch: same order and the same set_epoch() for the samples
-                next_indices = strategy.batches(epoch, next_in_epoch, order, config.batch_size, score)[0]
-                upcoming = (list(next_indices), ahead.submit(collate_indices, dataset, list(next_indices), pool))
-        for member, cache, indices in zip(members, caches, planned):
-            if prefetched[0] is not None and prefetched[0] == list(indices):
-                collated = prefetched[1].result()
-            else:
-                collated = collate_indices(dataset, list(indices), pool)
-            batch = load_batch(dataset, indices, device, cache, collated)
-            with autocast(config, device):
-                loss, parts = strategy.loss(make_forward(member, batch, config), batch, context)
-            update(member, loss, config, scaler)
-            logged = logged or parts
-        step += 1
-        progress_bar.update(1)
-        progress_bar.set_postfix(loss="%.3f" % logged["total"].item(), epoch=epoch)
-        if writer and (step % config.log_every == 0 or step == total_steps):
-            writer.writerow([step, epoch, "%.3g" % members[0].optimizer.param_groups[1]["lr"],
-                             "%.5f" % logged["total"].item(), "%.5f" % logged["mask"].item(),
-                             "%.5f" % logged["positive"].item(),
-                             "%.5f" % logged["object"].item() if "object" in logged else "",  # off: empty
-                             "%.1f" % (time.monotonic() - started)] + pmhm_log_values(logged))
-            writer_handle.flush()
-        if rank == 0 and (step % config.checkpoint_every == 0 or schedule.ends_epoch(step) or step == total_steps):
-            ckpt.save_training_state(ckpt.latest_path(out_dir), members, step, to_dict(config), strategy.state_dict())
-    progress_bar.close()
-    for executor in (ahead, pool):
-        if executor is not None:
-            executor.shutdown(wait=True)
-    if writer_handle:
-        writer_handle.close()
+        total_steps = schedule.total_steps
+        progress_bar = resources.enter_context(tqdm(total=total_steps, initial=step, desc="train",
+                                                    disable=rank != 0, dynamic_ncols=True))
+        for member in members:
+            member.model.train()
+        started = time.monotonic()
+        upcoming = None  # (indices, future) of the next step's batch, being loaded while this step computes
+        while step < total_steps:
+            epoch, step_in_epoch = schedule.locate(step)
+            dataset.set_epoch(epoch)
+            order = epoch_order(len(dataset), config.seed, epoch, rank, world)
+            context = StepContext(progress=step / max(1, total_steps - 1), epoch=epoch, step=step)
+            if config.loss.pmhm and step_in_epoch == 0 and epoch == config.loss.pmhm_warmup_epochs > 0:
+                for member in members:  # PMHM starts now: its auxiliary heads become copies of the trained main head
+                    segmenter = member.model.segmenter
+                    segmenter.aux_heads.reset_from(segmenter.decoder.mask_head)
+            logged = None  # the first model's loss parts
+            planned = strategy.batches(epoch, step_in_epoch, order, config.batch_size, score)
+            prefetched = upcoming or (None, None)
+            upcoming = None
+            if ahead is not None and strategy.members == 1 and step + 1 < total_steps:
+                next_epoch, next_in_epoch = schedule.locate(step + 1)
+                if next_epoch == epoch:  # same epoch: same order and the same set_epoch() for the samples
+                    next_indices = strategy.batches(epoch, next_in_epoch, order, config.batch_size, score)[0]
+                    upcoming = (list(next_indices), ahead.submit(collate_indices, dataset, list(next_indices), pool))
+            for member, cache, indices in zip(members, caches, planned):
+                if prefetched[0] is not None and prefetched[0] == list(indices):
+                    collated = prefetched[1].result()
+                else:
+                    collated = collate_indices(dataset, list(indices), pool)
+                batch = load_batch(dataset, indices, device, cache, collated)
+                with autocast(config, device):
+                    loss, parts = strategy.loss(make_forward(member, batch, config), batch, context)
+                update(member, loss, config, scaler)
+                logged = logged or parts
+            step += 1
+            progress_bar.update(1)
+            progress_bar.set_postfix(loss="%.3f" % logged["total"].item(), epoch=epoch)
+            if writer and (step % config.log_every == 0 or step == total_steps):
+                writer.writerow([step, epoch, "%.3g" % members[0].optimizer.param_groups[1]["lr"],
+                                 "%.5f" % logged["total"].item(), "%.5f" % logged["mask"].item(),
+                                 "%.5f" % logged["positive"].item(),
+                                 "%.5f" % logged["object"].item() if "object" in logged else "",  # off: empty
+                                 "%.1f" % (time.monotonic() - started)] + pmhm_log_values(logged))
+                writer_handle.flush()
+            if rank == 0 and (step % config.checkpoint_every == 0 or schedule.ends_epoch(step) or step == total_steps):
+                ckpt.save_training_state(ckpt.latest_path(out_dir), members, step, to_dict(config),
+                                         strategy.state_dict())
     final = out_dir / "model.pt"
     if rank == 0:
         info = {"steps": step, "train_seconds": round(time.monotonic() - started, 1), "world_size": world,
