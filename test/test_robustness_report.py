@@ -69,7 +69,6 @@ def test_markdown_table_layout_and_values():
     assert "### n-mIoU (lower is better)" in lines
 
 
-
 def test_paired_differences_pair_each_seed_with_the_baselines_same_seed():
     records = RECORDS + [record("sce", "flip40", 2, 0.9)]  # the baseline has no seed 2: no pair
     pairs = paired_differences(records)
@@ -85,6 +84,7 @@ def test_paired_differences_pair_each_seed_with_the_baselines_same_seed():
     assert lines[giou + 5] == "| sce | – | – | – |"
     assert "| pmhm | +0.0 (+0.0, +0.0) | – | +10.0 (+20.0, +0.0) |" in lines  # p-mIoU
     assert paired_table([record("baseline", "clean", 0, 0.7)]) == ""  # nothing to pair
+
 
 def test_degradation_series_start_at_clean():
     summary = summarise(RECORDS)

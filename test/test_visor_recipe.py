@@ -58,7 +58,6 @@ def test_loader_threads_give_the_same_training(tiny_data, tmp_path):
     assert len(runs[0]) == 4 and runs[2] == runs[0]
 
 
-
 def test_a_step_that_raises_leaves_no_loader_threads_and_the_log_complete(tiny_data, tmp_path, monkeypatch):
     """A failing step (here the third optimizer update) ends the loader threads and closes the log with the
     rows written so far, so a long-lived process (a grid's worker) goes on without leftovers."""
@@ -85,6 +84,7 @@ def test_a_step_that_raises_leaves_no_loader_threads_and_the_log_complete(tiny_d
     leftover = [t.name for t in threading.enumerate() if t.ident not in before and not t.daemon]
     assert leftover == []
     assert [r["step"] for r in log_rows(out)] == ["1", "2"]
+
 
 def test_frame_cache_is_built_on_first_use_and_then_read(tiny_data, tmp_path):
     cache_dir = tmp_path / "frames"

@@ -43,7 +43,6 @@ from .robustness_grid import Grid, GridError, estimate_cost, format_estimate, lo
 from .robustness_report import write_outputs
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", required=True,
                         help="'quick' (about 60 min on a 2-core CPU with --jobs 1), 'standard' (about 10 h on a "
@@ -91,9 +90,8 @@ def report(grid: Grid, out_dir: Path, records: list, plots: bool = True) -> list
 def run_grid(grid: Grid, out_dir: Path, cells: list, jobs: int = 1, keep_models: bool = False) -> tuple:
     """Run the unfinished cells of `cells`; returns ({cell: record} of all finished ones, [failed cells])."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    log = EventLog(out_dir / LOG)
-    log("run", grid=grid.source, cells=len(cells), jobs=jobs)
-    try:
+    with EventLog(out_dir / LOG) as log:
+        log("run", grid=grid.source, cells=len(cells), jobs=jobs)
         done = finished_records(grid, cells, out_dir)
         for cell in cells:
             if cell in done:
@@ -136,8 +134,6 @@ def run_grid(grid: Grid, out_dir: Path, cells: list, jobs: int = 1, keep_models:
                     finish(*future.result())
         progress.close()
         return done, failed
-    finally:
-        log.close()
 
 
 def main(args) -> int:
@@ -160,10 +156,9 @@ def main(args) -> int:
             print("%d of %d cells to run. %s" % (len(pending), len(cells), format_estimate(estimate, args.jobs)),
                   flush=True)
             if estimate and not args.estimate_only:
-                log = EventLog(args.out / LOG)
-                log("estimate", cells=len(pending), seconds=round(estimate["total_seconds"]), jobs=args.jobs,
-                    measured=estimate["measured"])
-                log.close()
+                with EventLog(args.out / LOG) as log:
+                    log("estimate", cells=len(pending), seconds=round(estimate["total_seconds"]), jobs=args.jobs,
+                        measured=estimate["measured"])
             if args.estimate_only:
                 return 0
         if args.report_only:

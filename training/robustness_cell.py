@@ -170,6 +170,12 @@ class EventLog:
     def close(self) -> None:
         self.handle.close()
 
+    def __enter__(self) -> "EventLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def run_cell(grid: Grid, cell: Cell, train_root: Path, clean_root: Path, out_dir, keep_models: bool = False) -> dict:
     """Train (resuming the cell's own checkpoint if any), predict the clean evaluation split, score it.
@@ -190,9 +196,8 @@ def run_cell(grid: Grid, cell: Cell, train_root: Path, clean_root: Path, out_dir
             print("cell %s was finished by another runner meanwhile" % cell.id, file=sys.stderr)
             return finished
         # one short line appended and flushed: the jobs' and the grid's events do not interleave within a line
-        event_log = EventLog(Path(out_dir) / LOG)
-        event_log("cell_start", cell=cell.id, pid=os.getpid())
-        event_log.close()
+        with EventLog(Path(out_dir) / LOG) as log:
+            log("cell_start", cell=cell.id, pid=os.getpid())
         return _train_and_score(grid, cell, fingerprint, train_root, clean_root, out_dir, keep_models)
 
 

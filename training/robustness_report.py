@@ -90,7 +90,6 @@ def markdown_table(summary: list, methods=None, noises=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-
 PAIRED_METRICS = ("p_mIoU", "gIoU")  # the paper's headline metrics; the difference tables cover these
 
 
@@ -144,6 +143,7 @@ def paired_table(records: list, reference: str = "baseline", methods=None, noise
                 texts.append(text)
             lines.append("| %s | " % method + " | ".join(texts) + " |")
     return "\n".join(lines) + "\n"
+
 
 def degradation_series(summary: list, metric: str, methods=None) -> dict:
     """{noise kind: {method: [(level, mean, std), ...] by level}}; each curve starts at the method's clean
